@@ -1,0 +1,324 @@
+"""Generator-loss aggregations for a generator facing K discriminators.
+
+Albuquerque, Monteiro, Doan, Considine, Falk, Mitliagkas, "Multi-objective training of Generative
+Adversarial Networks with multiple discriminators", ICML 2019. The generator sees K per-discriminator
+losses ``l = (l_1, ..., l_K)`` (a tensor of shape ``[K]`` carrying the autograd graph to its
+parameters) and turns them into one update:
+
+* ``avg``        -- average (or sum) of the losses;
+* ``gman``       -- softmax-weighted mean, GMAN of Durugkar, Gemp & Mahadevan (ICLR 2017);
+* ``gman_auto``  -- GMAN* of the same paper: the softmax temperature is learnt by the generator;
+* ``hv``         -- hypervolume maximisation, ``-sum_k log(eta - l_k)`` (Albuquerque et al. 2019);
+* ``mgd``        -- multiple gradient descent (Desideri 2012): the min-norm point of the convex hull
+  of the K gradients, a common descent direction of every loss.
+
+The first four produce a scalar loss (``Aggregation.loss``); MGD works on the K gradients instead
+(``needs_grads`` is True): the caller computes them with :func:`per_loss_grads` and calls
+``Aggregation.combine``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+AGGREGATIONS = ("avg", "gman", "gman_auto", "hv", "mgd")
+REDUCTIONS = ("mean", "sum")
+SOLVERS = ("exact", "frank_wolfe")
+#: the exact min-norm solver enumerates the 2^K - 1 faces of the simplex; beyond this K use Frank-Wolfe
+MAX_EXACT_K = 12
+#: GMAN*: the generator minimises ``softmax-mean - GMAN_AUTO_PENALTY * lam`` (Durugkar et al. 2017)
+GMAN_AUTO_PENALTY = 1e-3
+
+Logs = dict[str, Tensor]
+
+
+class Aggregation(nn.Module):
+    """Base class. ``needs_grads`` False: call :meth:`loss`; True (MGD): call :meth:`combine` on
+    the per-discriminator gradients from :func:`per_loss_grads`."""
+
+    needs_grads: bool = False
+
+    def __init__(self, k: int | None = None) -> None:
+        super().__init__()
+        self.k = k
+
+    def _check_k(self, count: int, what: str) -> None:
+        if count == 0:
+            raise ValueError(f"{type(self).__name__} got {what} with K = 0 entries; need at least one discriminator.")
+        if self.k is not None and count != self.k:
+            raise ValueError(f"{type(self).__name__} was built for k={self.k} discriminators but got {what} with K = {count}.")
+
+    def _check_losses(self, losses: Tensor) -> None:
+        if losses.ndim != 1:
+            raise ValueError(f"losses must be a 1-D tensor of shape [K], got shape {tuple(losses.shape)}.")
+        self._check_k(losses.numel(), "losses")
+
+    def loss(self, losses: Tensor) -> tuple[Tensor, Logs]:
+        """``losses [K]`` -> (scalar generator loss to backpropagate, detached logs)."""
+        raise RuntimeError(f"{type(self).__name__} combines gradients: compute them with per_loss_grads() and call combine().")
+
+    def combine(self, grads: Tensor) -> tuple[Tensor, Logs]:
+        """MGD only: ``grads [K, P]`` -> (update direction ``[P]``, detached logs)."""
+        raise RuntimeError(f"{type(self).__name__} aggregates losses: call loss(), not combine() (only 'mgd' needs gradients).")
+
+
+class Average(Aggregation):
+    """``L = (1/K) sum_k l_k`` (reduction "mean") or ``sum_k l_k`` (reduction "sum", as in the paper's code)."""
+
+    def __init__(self, reduction: str = "mean", k: int | None = None) -> None:
+        super().__init__(k)
+        self.reduction = reduction
+
+    def loss(self, losses: Tensor) -> tuple[Tensor, Logs]:
+        self._check_losses(losses)
+        total = losses.sum() if self.reduction == "sum" else losses.mean()
+        return total, {"weights": torch.full_like(losses.detach(), 1.0 / losses.numel())}
+
+
+def softmax_mean(losses: Tensor, lam: Tensor | float, scale: float) -> tuple[Tensor, Tensor]:
+    """GMAN's softmax mean ``scale * sum_k w_k l_k`` with ``w = softmax(lam * l)`` computed from the
+    DETACHED losses: no gradient flows through the weights into ``l`` (it may flow into ``lam``).
+    Returns (loss, weights)."""
+    weights = torch.softmax(lam * losses.detach(), dim=0)
+    return scale * (weights * losses).sum(), weights
+
+
+class GMAN(Aggregation):
+    """GMAN (Durugkar et al. 2017): ``L = sum_k softmax(lam * l)_k l_k``, weights treated as constants.
+    ``lam = 0`` is the mean, ``lam -> inf`` the max. Reduction "sum" multiplies by K (``lam = 0`` is then the sum)."""
+
+    def __init__(self, lam: float = 0.8, reduction: str = "mean", k: int | None = None) -> None:
+        super().__init__(k)
+        self.lam = lam
+        self.reduction = reduction
+
+    def loss(self, losses: Tensor) -> tuple[Tensor, Logs]:
+        self._check_losses(losses)
+        scale = float(losses.numel()) if self.reduction == "sum" else 1.0
+        total, weights = softmax_mean(losses, self.lam, scale)
+        return total, {"weights": weights.detach(), "lam": losses.new_tensor(self.lam)}
+
+
+class GMANAuto(Aggregation):
+    """GMAN* (Durugkar et al. 2017): the generator also learns ``lam >= 0`` and minimises
+    ``sum_k softmax(lam * l)_k l_k - 0.001 * lam``; the penalty pushes ``lam`` up (towards the max).
+    ``lam = softplus(raw)`` with ``raw`` an ``nn.Parameter`` (add ``.parameters()`` to G's optimizer).
+    The weights depend on ``lam`` (gradient flows to it) but use the detached losses, as in :class:`GMAN`."""
+
+    def __init__(self, lam: float = 0.8, reduction: str = "mean", k: int | None = None) -> None:
+        super().__init__(k)
+        self.reduction = reduction
+        # inverse softplus: raw = lam + log(1 - exp(-lam))
+        self.raw_lam = nn.Parameter(torch.tensor(lam + math.log(-math.expm1(-lam))))
+
+    @property
+    def lam(self) -> Tensor:
+        return F.softplus(self.raw_lam)
+
+    def loss(self, losses: Tensor) -> tuple[Tensor, Logs]:
+        self._check_losses(losses)
+        scale = float(losses.numel()) if self.reduction == "sum" else 1.0
+        lam = self.lam.to(losses.dtype)
+        total, weights = softmax_mean(losses, lam, scale)
+        return total - GMAN_AUTO_PENALTY * lam, {"weights": weights.detach(), "lam": lam.detach()}
+
+
+class HypervolumeMaximization(Aggregation):
+    """Hypervolume maximisation (Albuquerque et al. 2019, eq. 6): ``L = -sum_k log(eta - l_k)``,
+    so ``dL/dl_k = 1 / (eta - l_k)``: losses closer to the nadir point get larger weights.
+
+    The nadir ``eta = max(delta * max_k l_k, eps)`` (``delta > 1``) is recomputed every call from the
+    DETACHED losses and is a constant for autograd. The ``max(., eps)`` keeps ``eta > l_k`` for every k
+    also when losses are zero or negative (hinge / Wasserstein losses), where ``delta * max_k l_k``
+    would lie at or below the largest loss. Logs: ``eta`` and the normalised weights ``1/(eta - l_k)``."""
+
+    def __init__(self, delta: float = 1.5, eps: float = 1e-6, k: int | None = None) -> None:
+        super().__init__(k)
+        self.delta = delta
+        self.eps = eps
+
+    def nadir(self, losses: Tensor) -> Tensor:
+        """``eta = max(delta * max_k l_k, eps)`` from the detached losses."""
+        return torch.clamp(self.delta * losses.detach().max(), min=self.eps)
+
+    def loss(self, losses: Tensor) -> tuple[Tensor, Logs]:
+        self._check_losses(losses)
+        eta = self.nadir(losses)
+        total = -torch.log(eta - losses).sum()
+        inverse_gaps = 1.0 / (eta - losses.detach())
+        return total, {"eta": eta, "weights": inverse_gaps / inverse_gaps.sum()}
+
+
+class MultipleGradientDescent(Aggregation):
+    """Multiple gradient descent (Desideri 2012; Albuquerque et al. 2019, Sec. 3.1). With ``G [K, P]``
+    the per-discriminator gradients, ``alpha = argmin_{alpha in simplex} ||alpha^T G||^2`` (the QP on the
+    Gram matrix ``G G^T``, see :func:`min_norm_point`) and the direction is ``w* = alpha^T G``, a
+    descent direction for every l_k (``g_k . w* >= ||w*||^2``). ``normalize=True`` returns
+    ``w* / ||w*||`` (the paper's update ``x_{t+1} = x_t - lambda_t w*/||w*||``), and the zero vector when
+    ``||w*|| <= eps`` (a Pareto-stationary point: 0 lies in the convex hull of the gradients)."""
+
+    needs_grads = True
+
+    def __init__(self, normalize: bool = False, solver: str = "exact", max_iter: int = 100,
+                 eps: float = 1e-6, k: int | None = None) -> None:
+        super().__init__(k)
+        self.normalize = normalize
+        self.solver = solver
+        self.max_iter = max_iter
+        self.eps = eps
+
+    def combine(self, grads: Tensor) -> tuple[Tensor, Logs]:
+        if grads.ndim != 2:
+            raise ValueError(f"grads must be a 2-D tensor [K, P] (row k = flattened dl_k/dtheta), got shape {tuple(grads.shape)}.")
+        self._check_k(grads.shape[0], "grads")
+        grads = grads.detach()
+        alpha = min_norm_point(grads @ grads.T, self.solver, self.max_iter)
+        direction = alpha.to(grads.dtype) @ grads
+        norm = torch.linalg.vector_norm(direction)
+        if self.normalize:
+            direction = torch.where(norm > self.eps, direction / norm.clamp_min(self.eps), torch.zeros_like(direction))
+        return direction, {"alpha": alpha, "norm": norm}
+
+
+def per_loss_grads(losses: Tensor, params: list[Tensor], retain_graph: bool = False) -> Tensor:
+    """``[K]`` losses -> ``[K, P]`` gradients, row k = ``d l_k / d params`` flattened and concatenated in
+    the order of ``params``. One batched backward pass (``grad_outputs = I_K``, ``is_grads_batched``).
+    Parameters that no loss depends on get zero columns. ``retain_graph=True`` keeps the graph alive."""
+    if losses.ndim != 1 or losses.numel() == 0:
+        raise ValueError(f"losses must be a non-empty 1-D tensor of shape [K], got shape {tuple(losses.shape)}.")
+    if len(params) == 0:
+        raise ValueError("params is empty: pass the generator's parameters.")
+    k = losses.numel()
+    eye = torch.eye(k, dtype=losses.dtype, device=losses.device)
+    grads = torch.autograd.grad(losses, params, grad_outputs=eye, is_grads_batched=True,
+                                retain_graph=retain_graph, allow_unused=True)
+    rows = [g.reshape(k, -1) if g is not None else p.new_zeros(k, p.numel()) for g, p in zip(grads, params)]
+    return torch.cat(rows, dim=1)
+
+
+def min_norm_point(gram: Tensor, solver: str = "exact", max_iter: int = 100) -> Tensor:
+    """``alpha`` on the simplex (``alpha >= 0``, ``sum alpha = 1``) minimising ``alpha^T gram alpha``, i.e.
+    the min-norm point ``alpha^T G`` of the convex hull of the rows of ``G`` when ``gram = G G^T``.
+
+    ``solver="exact"``: exact active-set enumeration (:func:`_min_norm_point_faces`), K <= MAX_EXACT_K.
+    ``solver="frank_wolfe"``: Frank-Wolfe with exact line search (:func:`_min_norm_point_frank_wolfe`),
+    ``max_iter`` steps. Runs in float64 on ``gram``'s device without host synchronisation; returns
+    ``gram``'s dtype. Both solvers return non-negative weights summing to one."""
+    if gram.ndim != 2 or gram.shape[0] != gram.shape[1] or gram.shape[0] == 0:
+        raise ValueError(f"gram must be a non-empty square [K, K] matrix, got shape {tuple(gram.shape)}.")
+    if solver not in SOLVERS:
+        raise ValueError(f"Unknown min-norm solver {solver!r}; valid options: {', '.join(SOLVERS)}.")
+    k = gram.shape[0]
+    q = gram.detach().to(torch.float64)
+    q = 0.5 * (q + q.T)
+    q = q / q.diagonal().amax().clamp_min(torch.finfo(torch.float64).tiny)  # same argmin, scale-free
+    if solver == "exact":
+        if k > MAX_EXACT_K:
+            raise ValueError(f"solver='exact' enumerates 2^K faces and supports K <= {MAX_EXACT_K}, got K = {k}; "
+                             f"use solver='frank_wolfe'.")
+        alpha = _min_norm_point_faces(q)
+    else:
+        if max_iter < 1:
+            raise ValueError(f"max_iter must be >= 1, got {max_iter}.")
+        alpha = _min_norm_point_frank_wolfe(q, max_iter)
+    return alpha.to(gram.dtype)
+
+
+def _min_norm_point_faces(q: Tensor) -> Tensor:
+    """Exact QP on the simplex by enumerating its faces. For every non-empty support S, solve the KKT
+    system of ``min a^T Q a`` s.t. ``sum a = 1``, ``a_j = 0`` off S:
+    ``[[Q_SS, -1], [1^T, 0]] [a_S; nu] = [0; 1]`` (one batched solve). Each solution, clipped at 0 and
+    renormalised, is a point of the simplex; the answer is the one of least objective. Exact because an
+    optimum with minimal support S* is the unique solution of the (then non-singular) KKT system of S*,
+    already non-negative, and no point of the simplex has a smaller objective."""
+    k = q.shape[0]
+    bits = torch.arange(k, device=q.device)
+    masks = ((torch.arange(1, 2 ** k, device=q.device)[:, None] >> bits) & 1).to(q.dtype)  # [2^K - 1, K]
+    n = masks.shape[0]
+    kkt = q.new_zeros(n, k + 1, k + 1)
+    kkt[:, :k, :k] = q * masks[:, :, None] * masks[:, None, :] + torch.diag_embed(1.0 - masks)
+    kkt[:, :k, k] = -masks
+    kkt[:, k, :k] = masks
+    rhs = q.new_zeros(n, k + 1)
+    rhs[:, k] = 1.0
+    solution, info = torch.linalg.solve_ex(kkt, rhs)
+    alpha = solution[:, :k]
+    alpha = torch.nan_to_num(alpha, nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0.0)
+    total = alpha.sum(dim=1, keepdim=True)
+    feasible = (info == 0) & (total.squeeze(1) > 0)
+    alpha = alpha / total.clamp_min(torch.finfo(q.dtype).tiny)
+    objective = torch.einsum("ni,ij,nj->n", alpha, q, alpha)
+    best = torch.where(feasible, objective, torch.full_like(objective, math.inf)).argmin()
+    return alpha.index_select(0, best.view(1)).squeeze(0)
+
+
+def _segment_min_norm(aa: Tensor, ab: Tensor, bb: Tensor) -> Tensor:
+    """Weight ``gamma in [0, 1]`` on ``b`` minimising ``||(1 - gamma) a + gamma b||^2`` given the inner
+    products: ``gamma = clip((a.a - a.b) / ||a - b||^2, 0, 1)`` (0 when ``a = b``)."""
+    denom = aa + bb - 2.0 * ab
+    gamma = (aa - ab) / denom.clamp_min(torch.finfo(denom.dtype).tiny)
+    return torch.where(denom > 0, gamma, torch.zeros_like(gamma)).clamp(0.0, 1.0)
+
+
+def _min_norm_point_frank_wolfe(q: Tensor, max_iter: int) -> Tensor:
+    """Frank-Wolfe on the simplex with exact line search (Jaggi 2013; Sener & Koltun 2018, Alg. 2).
+    Start: the best min-norm point over all pairs of vertices. Step: vertex ``t = argmin_j (Q a)_j``,
+    ``a <- (1 - gamma) a + gamma e_t`` with the exact segment minimiser ``gamma``. Every iterate is a
+    convex combination of vertices (never negative); ``f(a_T) - f* <= 2 C_f / (T + 2)`` with curvature
+    ``C_f = 2 max_ij (Q_ii + Q_jj - 2 Q_ij)``."""
+    k = q.shape[0]
+    diag = q.diagonal()
+    gamma = _segment_min_norm(diag[:, None], q, diag[None, :])  # [i, j]: weight on vertex j
+    pair_objective = (1 - gamma) ** 2 * diag[:, None] + 2 * gamma * (1 - gamma) * q + gamma ** 2 * diag[None, :]
+    vertices = torch.arange(k, device=q.device)
+    best = pair_objective.flatten().argmin()
+    g = gamma.flatten().index_select(0, best.view(1))
+    alpha = (1 - g) * (vertices == best // k).to(q.dtype) + g * (vertices == best % k).to(q.dtype)
+    for _ in range(max_iter):
+        q_alpha = q @ alpha
+        t = q_alpha.argmin()
+        step = _segment_min_norm(alpha @ q_alpha, q_alpha.index_select(0, t.view(1)), diag.index_select(0, t.view(1)))
+        alpha = (1 - step) * alpha + step * (vertices == t).to(q.dtype)
+    return alpha
+
+
+def build_aggregation(name: str, *, reduction: str = "mean", lam: float = 0.8, delta: float = 1.5, eps: float = 1e-6,
+                      normalize: bool = False, solver: str = "exact", max_iter: int = 100,
+                      k: int | None = None) -> Aggregation:
+    """Aggregation by name (one of ``AGGREGATIONS``). ``reduction`` applies to avg / gman / gman_auto,
+    ``lam`` to gman (fixed, >= 0) and gman_auto (initial value, > 0), ``delta`` (> 1) and ``eps`` (> 0) to hv,
+    ``normalize`` / ``solver`` / ``max_iter`` / ``eps`` to mgd. ``k``, if given, is the number of
+    discriminators: inputs of another size are rejected."""
+    if name not in AGGREGATIONS:
+        raise ValueError(f"Unknown aggregation {name!r}; valid options: {', '.join(AGGREGATIONS)}.")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"Unknown reduction {reduction!r}; valid options: {', '.join(REDUCTIONS)}.")
+    if k is not None and k < 1:
+        raise ValueError(f"k (number of discriminators) must be >= 1, got {k}.")
+    if not eps > 0:
+        raise ValueError(f"eps must be > 0, got {eps}.")
+    if name == "avg":
+        return Average(reduction, k)
+    if name == "gman":
+        if not (math.isfinite(lam) and lam >= 0):
+            raise ValueError(f"gman needs a finite lam >= 0 (0 = mean, large = max), got {lam}.")
+        return GMAN(lam, reduction, k)
+    if name == "gman_auto":
+        if not (math.isfinite(lam) and lam > 0):
+            raise ValueError(f"gman_auto needs a finite initial lam > 0 (lam = softplus(raw) is learnt), got {lam}.")
+        return GMANAuto(lam, reduction, k)
+    if name == "hv":
+        if not (math.isfinite(delta) and delta > 1):
+            raise ValueError(f"hv needs delta > 1 so that the nadir point eta = delta * max_k l_k exceeds every loss, got {delta}.")
+        return HypervolumeMaximization(delta, eps, k)
+    if solver not in SOLVERS:
+        raise ValueError(f"Unknown min-norm solver {solver!r}; valid options: {', '.join(SOLVERS)}.")
+    if max_iter < 1:
+        raise ValueError(f"max_iter must be >= 1, got {max_iter}.")
+    if solver == "exact" and k is not None and k > MAX_EXACT_K:
+        raise ValueError(f"mgd with solver='exact' supports k <= {MAX_EXACT_K} discriminators, got k = {k}; "
+                         f"use solver='frank_wolfe'.")
+    return MultipleGradientDescent(normalize, solver, max_iter, eps, k)

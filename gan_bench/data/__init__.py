@@ -1,0 +1,8 @@
+"""Datasets: embedded (digits, 2-D mixtures) and torchvision sets, held in memory when they fit.
+
+``load_dataset(cfg)`` returns an :class:`InMemoryData` (one uint8 / float tensor on the training device,
+batches drawn by index) or a :class:`StreamingData` (a DataLoader for sets too large for memory).
+"""
+from gan_bench.data.core import InMemoryData, StreamingData, load_dataset, mixture_centres
+
+__all__ = ["InMemoryData", "StreamingData", "load_dataset", "mixture_centres"]

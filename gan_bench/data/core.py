@@ -1,0 +1,167 @@
+"""Dataset containers and the registry that builds them from ``cfg.dataset``."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+import torch.nn.functional as F
+
+from gan_bench.errors import DataError
+
+
+class InMemoryData:
+    """A whole dataset as one tensor on the training device; batches are drawn by index.
+
+    Images are stored as uint8 [N, C, H, W] (CIFAR-10 is 150 MB) and converted to float in [-1, 1]
+    per batch; 2-D points are stored as float [N, 2]. Indices are drawn with replacement from the
+    global torch RNG of the data's device, so a run is reproducible and resumes exactly.
+    """
+
+    streaming = False
+
+    def __init__(self, x: torch.Tensor, labels: torch.Tensor | None, *, key: str, flip: bool = False):
+        self.x, self.labels, self.key, self.flip = x, labels, key, flip
+        self.kind = "points" if x.dtype.is_floating_point and x.dim() == 2 else "image"
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.x.shape[1:])
+
+    @property
+    def device(self) -> torch.device:
+        return self.x.device
+
+    def to(self, device: torch.device) -> "InMemoryData":
+        self.x = self.x.to(device)
+        self.labels = None if self.labels is None else self.labels.to(device)
+        return self
+
+    def sample_indices(self, batch_size: int) -> torch.Tensor:
+        return torch.randint(len(self), (batch_size,), device=self.device)
+
+    def get(self, idx: torch.Tensor, flip_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Float batch for the given indices; ``flip_mask`` (bool [B]) flips those images horizontally."""
+        x = self.x[idx]
+        if self.kind == "points":
+            return x
+        x = x.float().div_(127.5).sub_(1.0)
+        if flip_mask is not None:
+            x = torch.where(flip_mask[:, None, None, None], x.flip(-1), x)
+        return x
+
+    def chunks(self, size: int) -> Iterator[torch.Tensor]:
+        """All examples in order, as float batches (for full gradients and reference statistics)."""
+        for start in range(0, len(self), size):
+            yield self.get(torch.arange(start, min(start + size, len(self)), device=self.device))
+
+
+class StreamingData:
+    """A dataset too large for memory, streamed through a DataLoader (images in [-1, 1])."""
+
+    streaming = True
+    kind = "image"
+
+    def __init__(self, dataset: Any, *, key: str, shape: tuple[int, ...], batch_size: int, workers: int = 2):
+        self.dataset, self.key, self._shape = dataset, key, shape
+        self.batch_size, self.workers = batch_size, workers
+        self.labels = None
+        self._iter: Iterator | None = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self._shape
+
+    def next_batch(self, device: torch.device) -> torch.Tensor:
+        if self._iter is None:
+            self._iter = iter(self._loader())
+        try:
+            x = next(self._iter)
+        except StopIteration:
+            self._iter = iter(self._loader())
+            x = next(self._iter)
+        x = x[0] if isinstance(x, (tuple, list)) else x
+        return x.to(device, non_blocking=True).float().mul_(2.0).sub_(1.0)
+
+    def _loader(self) -> torch.utils.data.DataLoader:
+        g = torch.Generator().manual_seed(int(torch.randint(2**62, (1,)).item()))
+        return torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
+                                           num_workers=self.workers, generator=g, pin_memory=torch.cuda.is_available())
+
+    def chunks(self, size: int) -> Iterator[torch.Tensor]:
+        loader = torch.utils.data.DataLoader(self.dataset, batch_size=size, num_workers=self.workers)
+        for x in loader:
+            x = x[0] if isinstance(x, (tuple, list)) else x
+            yield x.float().mul_(2.0).sub_(1.0)
+
+
+def mixture_centres(name: str, scale: float) -> torch.Tensor:
+    """Mode centres of the 2-D toys: ring8 (8 on a circle of radius ``scale``), grid25 (5x5 grid, spacing ``scale``)."""
+    if name == "ring8":
+        t = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+        return (scale * torch.stack([t.cos(), t.sin()], 1)).float()
+    if name == "grid25":
+        v = (torch.arange(5, dtype=torch.float32) - 2) * scale
+        return torch.cartesian_prod(v, v)
+    raise ValueError(f"no mixture named {name!r}; choose ring8 or grid25")
+
+
+def _resize_uint8(x: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
+    """Resize uint8 [N, C, H, W] images in float and round back (antialiased when shrinking)."""
+    if x.shape[-1] == size and x.shape[-2] == size:
+        return x
+    out = []
+    for chunk in x.split(2048):
+        y = F.interpolate(chunk.float(), size=(size, size), mode=mode, align_corners=False,
+                          antialias=size < chunk.shape[-1])
+        out.append(y.round_().clamp_(0, 255).to(torch.uint8))
+    return torch.cat(out)
+
+
+def _fit_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
+    if x.shape[1] == channels:
+        return x
+    if channels == 3 and x.shape[1] == 1:
+        return x.expand(-1, 3, -1, -1).contiguous()
+    if channels == 1 and x.shape[1] == 3:
+        w = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+        return (x.float() * w).sum(1, keepdim=True).round_().clamp_(0, 255).to(torch.uint8)
+    raise DataError(f"cannot convert {x.shape[1]}-channel images to {channels} channels")
+
+
+def load_dataset(cfg: Any, *, split: str = "train", batch_size: int = 64) -> InMemoryData | StreamingData:
+    """Build the dataset named by ``cfg.name`` (see conf/dataset/)."""
+    from gan_bench.data import sources
+
+    name = cfg.name
+    if name in ("ring8", "grid25"):
+        # The dataset is the same for every training seed: it is drawn from its own generator.
+        g = torch.Generator().manual_seed(1234 if split == "train" else 4321)
+        centres = mixture_centres(name, cfg.scale)
+        which = torch.randint(len(centres), (cfg.n_points,), generator=g)
+        x = centres[which] + cfg.std * torch.randn(cfg.n_points, 2, generator=g)
+        return InMemoryData(x, which, key=f"{name}-{split}-s{cfg.scale}-std{cfg.std}-n{cfg.n_points}")
+    key = f"{name}-{split}-{cfg.resolution}px-{cfg.channels}ch"
+    if not cfg.in_memory and name in sources.STREAMABLE:
+        ds = sources.streaming_source(cfg, split)
+        return StreamingData(ds, key=key, shape=(cfg.channels, cfg.resolution, cfg.resolution), batch_size=batch_size)
+    x, y = sources.load_uint8(cfg, split)
+    x = _fit_channels(x, cfg.channels)
+    x = _resize_uint8(x, cfg.resolution, mode="bicubic" if name == "cifar10_64" else "bilinear")
+    if cfg.max_images:
+        x, y = x[: cfg.max_images], None if y is None else y[: cfg.max_images]
+        key += f"-first{cfg.max_images}"
+    return InMemoryData(x.contiguous(), y, key=key, flip=cfg.flip)
+
+
+def data_root(cfg: Any) -> Path:
+    if cfg.root in (None, "", "???"):
+        raise DataError(f"dataset={cfg.name} needs a folder: add dataset.root=/path/to/{cfg.name}")
+    return Path(str(cfg.root)).expanduser()

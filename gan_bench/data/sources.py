@@ -1,0 +1,212 @@
+"""Where each dataset's pixels come from: embedded data, torchvision datasets, idx files, image folders.
+
+Every loader returns uint8 images [N, C, H, W] and labels (or None). Missing files offline give a
+:class:`DataError` naming the files expected and the override that points at them.
+"""
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from gan_bench.errors import DataError
+
+STREAMABLE = ("stl10", "celeba", "image_folder")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+
+EXPECTED = {
+    "mnist": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]",
+    "fashion_mnist": "FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz], or those four .gz files "
+                     "directly in the folder (Debian's dataset-fashion-mnist: dataset.root=/usr/share/datasets/fashion-mnist)",
+    "cifar10": "cifar-10-batches-py/{data_batch_1..5,test_batch} (or cifar-10-python.tar.gz)",
+    "cifar10_64": "cifar-10-batches-py/{data_batch_1..5,test_batch} (or cifar-10-python.tar.gz)",
+    "svhn": "train_32x32.mat / test_32x32.mat",
+    "stl10": "stl10_binary/{unlabeled_X.bin,train_X.bin,test_X.bin} (or stl10_binary.tar.gz)",
+    "celeba": "celeba/img_align_celeba/*.jpg and celeba/list_eval_partition.txt",
+}
+
+
+def _missing(cfg: Any, root: Path, err: Exception | None = None) -> DataError:
+    why = f" ({type(err).__name__}: {str(err).splitlines()[0][:160]})" if err is not None and str(err) else ""
+    return DataError(
+        f"dataset={cfg.name}: files not found under {root} and could not be downloaded{why}. "
+        f"Expected {EXPECTED[cfg.name]}. Put them there, or point to them with dataset.root=/path/to/folder"
+        + (" (downloads need network access; dataset.download=true)" if not cfg.download else ""))
+
+
+def load_uint8(cfg: Any, split: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+    name = cfg.name
+    if name == "digits":
+        return _digits(split)
+    from gan_bench.data.core import data_root
+
+    root = data_root(cfg)
+    if name == "fashion_mnist":
+        flat = _idx_folder(root, split)
+        if flat is not None:
+            return flat
+    if name == "image_folder":
+        return _folder_uint8(root, cfg.resolution)
+    try:
+        ds = _torchvision(cfg, root, split)
+    except DataError:
+        raise
+    except Exception as err:  # torchvision raises RuntimeError / URLError / OSError when files are missing offline
+        raise _missing(cfg, root, err) from None
+    return _to_uint8(ds, cfg)
+
+
+def _digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """scikit-learn's 1,797 8x8 digits (values 0..16), all of them for 'train', the last 297 for 'test'."""
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    x = torch.from_numpy(np.round(d.images * (255.0 / 16.0)).astype(np.uint8))[:, None]
+    y = torch.from_numpy(d.target.astype(np.int64))
+    if split == "test":
+        return x[1500:], y[1500:]
+    return x, y
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
+        raise DataError(f"{path} is not an unsigned-byte idx file")
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim)]
+    body = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if body.size != int(np.prod(dims)):
+        raise DataError(f"{path} is truncated: expected {int(np.prod(dims))} values, found {body.size}")
+    return body.reshape(dims)
+
+
+def _idx_folder(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The four idx files directly in ``root`` (gzipped or not), as Debian's dataset-fashion-mnist installs them."""
+    prefix = "train" if split == "train" else "t10k"
+    found = {}
+    for part in ("images-idx3", "labels-idx1"):
+        for ext in (".gz", ""):
+            p = root / f"{prefix}-{part}-ubyte{ext}"
+            if p.is_file():
+                found[part] = p
+                break
+    if len(found) < 2:
+        return None
+    x = _read_idx(found["images-idx3"])
+    y = _read_idx(found["labels-idx1"])
+    return torch.from_numpy(x.copy())[:, None], torch.from_numpy(y.astype(np.int64))
+
+
+def _torchvision(cfg: Any, root: Path, split: str) -> Any:
+    import torchvision.datasets as tvd
+
+    train, dl = split == "train", bool(cfg.download)
+    name = cfg.name
+    if name == "mnist":
+        return tvd.MNIST(str(root), train=train, download=dl)
+    if name == "fashion_mnist":
+        return tvd.FashionMNIST(str(root), train=train, download=dl)
+    if name in ("cifar10", "cifar10_64"):
+        return tvd.CIFAR10(str(root), train=train, download=dl)
+    if name == "svhn":
+        return tvd.SVHN(str(root), split="train" if train else "test", download=dl)
+    if name == "stl10":
+        return tvd.STL10(str(root), split="train+unlabeled" if train else "test", download=dl)
+    if name == "celeba":
+        return tvd.CelebA(str(root), split="train" if train else "test", download=dl)
+    raise DataError(f"dataset={name} has no torchvision source")
+
+
+def _to_uint8(ds: Any, cfg: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """torchvision's in-memory arrays as uint8 NCHW (MNIST: .data [N,H,W]; CIFAR: .data [N,H,W,C]; SVHN/STL: [N,C,H,W])."""
+    data = getattr(ds, "data", None)
+    labels = getattr(ds, "targets", None)
+    if labels is None:
+        labels = getattr(ds, "labels", None)
+    if data is None:  # CelebA and other file-backed sets: decode through the streaming transform
+        from gan_bench.data.core import StreamingData
+
+        stream = StreamingData(streaming_source(cfg, "train", source=ds), key="", shape=(), batch_size=256)
+        x = torch.cat([((c + 1) * 127.5).round().clamp(0, 255).to(torch.uint8) for c in stream.chunks(256)])
+        return x, None
+    x = torch.as_tensor(np.asarray(data))
+    if x.dim() == 3:
+        x = x[:, None]
+    elif x.shape[-1] in (1, 3) and x.shape[1] not in (1, 3):
+        x = x.permute(0, 3, 1, 2)
+    y = None if labels is None else torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    return x.contiguous(), y
+
+
+def _transform(resolution: int, crop: int | None = None) -> Any:
+    import torchvision.transforms as T
+
+    steps = [T.CenterCrop(crop)] if crop else []
+    steps += [T.Resize(resolution, antialias=True), T.CenterCrop(resolution), T.ToTensor()]
+    return T.Compose(steps)
+
+
+class _ImageFiles(torch.utils.data.Dataset):
+    """Every image file below a folder (recursively), loaded as RGB or L and transformed."""
+
+    def __init__(self, root: Path, resolution: int, channels: int):
+        if not root.is_dir():
+            raise DataError(f"dataset=image_folder: {root} is not a folder; set dataset.root=/path/to/images")
+        self.files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_EXTENSIONS)
+        if not self.files:
+            raise DataError(f"dataset=image_folder: no images ({', '.join(IMAGE_EXTENSIONS)}) found under {root}")
+        self.mode = "RGB" if channels == 3 else "L"
+        self.transform = _transform(resolution)
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        from PIL import Image
+
+        with Image.open(self.files[i]) as im:
+            return self.transform(im.convert(self.mode))
+
+
+class _Transformed(torch.utils.data.Dataset):
+    def __init__(self, source: Any, transform: Any, mode: str):
+        self.source, self.transform, self.mode = source, transform, mode
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        img = self.source[i][0]
+        if not hasattr(img, "convert"):
+            from PIL import Image
+
+            img = Image.fromarray(np.asarray(img))
+        return self.transform(img.convert(self.mode))
+
+
+def streaming_source(cfg: Any, split: str, source: Any = None) -> torch.utils.data.Dataset:
+    from gan_bench.data.core import data_root
+
+    root = data_root(cfg)
+    if cfg.name == "image_folder":
+        return _ImageFiles(root, cfg.resolution, cfg.channels)
+    if source is None:
+        try:
+            source = _torchvision(cfg, root, split)
+        except DataError:
+            raise
+        except Exception as err:
+            raise _missing(cfg, root, err) from None
+    crop = 140 if cfg.name == "celeba" else None
+    return _Transformed(source, _transform(cfg.resolution, crop), "RGB" if cfg.channels == 3 else "L")
+
+
+def _folder_uint8(root: Path, resolution: int, channels: int = 3) -> tuple[torch.Tensor, None]:
+    ds = _ImageFiles(root, resolution, channels)
+    x = torch.stack([(ds[i] * 255).round().to(torch.uint8) for i in range(len(ds))])
+    return x, None

@@ -1,0 +1,101 @@
+"""K discriminators evaluated as ONE vectorised module (torch.func.stack_module_state + functional_call + vmap).
+
+Every discriminator keeps its own initialisation, parameters and (since Adam and SGD act element-wise
+on the stacked tensors) its own optimizer state; the training step never loops over discriminators.
+Spectral normalisation (Miyato et al. 2018) is applied in batched form to the stacked weights, with one
+power-iteration vector per discriminator and layer.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.func import functional_call, stack_module_state, vmap
+
+
+def _key(name: str) -> str:
+    return name.replace(".", "__")
+
+
+class DiscriminatorEnsemble(nn.Module):
+    """``d(x) -> logits [K, B]`` for K discriminators on the same batch x [B, ...]."""
+
+    def __init__(self, modules: Sequence[nn.Module], spectral_norm: bool = False):
+        super().__init__()
+        if len(modules) < 1:
+            raise ValueError("an ensemble needs at least one discriminator")
+        params, buffers = stack_module_state(list(modules))
+        self.count = len(modules)
+        self.param_names = list(params)
+        self.buffer_names = list(buffers)
+        self.stacked = nn.ParameterDict({_key(n): nn.Parameter(p.detach().clone()) for n, p in params.items()})
+        for n, b in buffers.items():
+            self.register_buffer("buf__" + _key(n), b.clone())
+        base = copy.deepcopy(modules[0]).to("meta")
+        self._base = [base]  # a list keeps the stateless template out of state_dict()
+        self.sn_names: list[str] = []
+        if spectral_norm:
+            for mod_name, mod in modules[0].named_modules():
+                if isinstance(mod, (nn.Conv2d, nn.Linear)):
+                    name = f"{mod_name}.weight" if mod_name else "weight"
+                    w = params[name]
+                    u = F.normalize(torch.randn(self.count, w.shape[1]), dim=1)  # w is stacked: [K, out, ...]
+                    self.register_buffer("sn_u__" + _key(name), u)
+                    self.sn_names.append(name)
+
+    @classmethod
+    def build(cls, make: Callable[[], nn.Module], count: int, spectral_norm: bool = False) -> "DiscriminatorEnsemble":
+        return cls([make() for _ in range(count)], spectral_norm=spectral_norm)
+
+    # -- parameters as a dict keyed by the single discriminator's parameter names ------------------------------
+    def param_dict(self) -> dict[str, torch.Tensor]:
+        return {n: self.stacked[_key(n)] for n in self.param_names}
+
+    def buffer_dict(self) -> dict[str, torch.Tensor]:
+        return {n: getattr(self, "buf__" + _key(n)) for n in self.buffer_names}
+
+    def _spectral(self, params: dict[str, torch.Tensor], update: bool) -> dict[str, torch.Tensor]:
+        if not self.sn_names:
+            return params
+        out = dict(params)
+        for name in self.sn_names:
+            w = params[name]
+            mat = w.reshape(self.count, w.shape[1], -1)  # [K, out, in * kh * kw]
+            u = getattr(self, "sn_u__" + _key(name))
+            with torch.no_grad():
+                v = F.normalize(torch.einsum("kom,ko->km", mat, u), dim=1, eps=1e-12)
+                u_new = F.normalize(torch.einsum("kom,km->ko", mat, v), dim=1, eps=1e-12)
+                if update:
+                    u.copy_(u_new)
+                u_used, v_used = u_new.clone(), v.clone()
+            sigma = torch.einsum("ko,kom,km->k", u_used, mat, v_used)
+            out[name] = w / sigma.view(-1, *([1] * (w.dim() - 1)))
+        return out
+
+    def functional(self, params: dict[str, torch.Tensor], x: torch.Tensor, return_features: bool = False):
+        """Pure form for given stacked parameters (e.g. unrolled ones); spectral-norm vectors are not updated."""
+        return self(x, return_features=return_features, params=params)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False, params: dict[str, torch.Tensor] | None = None):
+        own = params is None
+        p = self.param_dict() if own else params
+        weights = self._spectral(p, update=self.training and own)
+        base = self._base[0]
+
+        def one(pp, b, inp):
+            return functional_call(base, (pp, b), (inp,), {"return_features": return_features})
+
+        return vmap(one, in_dims=(0, 0, None))(weights, self.buffer_dict(), x)
+
+    def unstack(self, k: int, template: nn.Module) -> nn.Module:
+        """The k-th discriminator as a plain module (spectral norm folded into its weights)."""
+        m = copy.deepcopy(template)
+        with torch.no_grad():
+            weights = self._spectral(self.param_dict(), update=False)
+            state = {n: t[k] for n, t in weights.items()}
+            state.update({n: t[k] for n, t in self.buffer_dict().items()})
+            m.load_state_dict(state)
+        return m

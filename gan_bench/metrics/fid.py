@@ -1,0 +1,197 @@
+"""FID (Heusel et al. 2017): Inception pool3 statistics of image folders, generator samples and cached real data.
+
+Samples go from ``sample_fn(n) -> images in [-1, 1], NCHW`` straight into pytorch-fid's network on the device (8-bit
+rounding as a PNG would do, resize to 299 and ``2x - 1`` inside the network); statistics stream through
+:class:`~gan_bench.metrics.stats.StreamingMoments`; the distance is :func:`~gan_bench.metrics.frechet.frechet_distance`.
+"""
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+from PIL import Image
+
+from gan_bench.metrics.errors import MetricsError
+from gan_bench.metrics.frechet import frechet_distance
+from gan_bench.metrics.inception import InceptionFeatures, load_inception, tf32, to_inception_input
+from gan_bench.metrics.stats import StreamingMoments, load_statistics, save_statistics
+
+IMAGE_EXTENSIONS = {".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"}  # pytorch-fid's list
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly inside ``folder`` (not recursive, like pytorch-fid), sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise MetricsError(f"{folder} is not a folder")
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS)
+    if not files:
+        raise MetricsError(f"{folder} contains no images ({', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return files
+
+
+def folder_batches(files: list[Path], batch_size: int) -> Iterator[torch.Tensor]:
+    """Batches of images in [0, 1], NCHW RGB, read as pytorch-fid reads them (``PIL.convert('RGB')``, ``/ 255``)."""
+    for start in range(0, len(files), batch_size):
+        arrays = []
+        for path in files[start : start + batch_size]:
+            try:
+                with Image.open(path) as img:
+                    arrays.append(np.asarray(img.convert("RGB"), dtype=np.uint8))
+            except OSError as exc:
+                raise MetricsError(f"cannot read image {path}: {exc}") from exc
+        shapes = {a.shape for a in arrays}
+        if len(shapes) > 1:
+            raise MetricsError(f"images in {files[0].parent} have different sizes: {sorted(shapes)}")
+        yield torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255
+
+
+def sample_batches(sample_fn: Callable[[int], torch.Tensor], n: int, batch_size: int) -> Iterator[torch.Tensor]:
+    """``n`` generator samples in batches of at most ``batch_size``, converted to Inception input ([0, 1], 3 channels)."""
+    if n < 2:
+        raise MetricsError(f"need at least 2 samples for a covariance, got n={n}")
+    done = 0
+    while done < n:
+        b = min(batch_size, n - done)
+        with torch.no_grad():
+            images = sample_fn(b)
+        if images.shape[0] != b:
+            raise MetricsError(f"sample_fn({b}) returned {images.shape[0]} images")
+        yield to_inception_input(images)
+        done += b
+
+
+def inception_moments(
+    batches: Iterable[torch.Tensor], net: InceptionFeatures, device: torch.device | str, *, tf32_on_cuda: bool = True
+) -> StreamingMoments:
+    """Stream [0, 1] image batches through ``net`` on ``device`` and accumulate pool3 moments there (float64)."""
+    device = torch.device(device)
+    moments = StreamingMoments(device)
+    channels_last = next(net.parameters()).is_contiguous(memory_format=torch.channels_last)
+    with tf32(device, tf32_on_cuda):
+        for batch in batches:
+            x = batch.to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            pool3, _ = net(x)
+            moments.update(pool3)
+    return moments
+
+
+def folder_statistics(
+    folder: str | Path, net: InceptionFeatures, *, batch_size: int = 50, device: torch.device | str = "cpu"
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """``(mu, sigma, n_images)`` of the pool3 features of the images in ``folder``."""
+    files = list_images(folder)
+    if len(files) < 2:
+        raise MetricsError(f"{folder} has {len(files)} image; a covariance needs at least 2")
+    moments = inception_moments(folder_batches(files, batch_size), net, device)
+    mu, sigma = moments.numpy()
+    return mu, sigma, moments.n
+
+
+def sample_statistics(
+    sample_fn: Callable[[int], torch.Tensor],
+    n: int,
+    net: InceptionFeatures,
+    *,
+    batch_size: int = 100,
+    device: torch.device | str = "cpu",
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(mu, sigma)`` of the pool3 features of ``n`` samples of ``sample_fn`` (no image files)."""
+    return inception_moments(sample_batches(sample_fn, n, batch_size), net, device).numpy()
+
+
+def reference_cache_path(
+    cache_dir: str | Path,
+    kind: str,
+    *,
+    dataset_key: str,
+    split: str,
+    resolution: int | str,
+    n: int,
+    backbone: str,
+    weights_hash: str,
+) -> Path:
+    """Cache file of real-data ``kind`` ("stats" or "features"), keyed by (dataset, split, resolution, N, backbone,
+    weights hash)."""
+    parts = [kind, dataset_key, split, f"{resolution}px", f"n{n}", backbone, weights_hash[:12]]
+    name = "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", p).strip("_") for p in parts)
+    return Path(cache_dir) / f"{name}.npz"
+
+
+def fid_protocol(weights_protocol: dict[str, Any], *, n_real: int, n_fake: int, split: str, **extra: Any) -> dict:
+    """The record that goes with every FID value: sample counts, split, backbone and weights."""
+    return {"n_real": n_real, "n_fake": n_fake, "split": split, **weights_protocol, **extra}
+
+
+def _check_path(path: str) -> None:
+    """Fail early, before any network is loaded, on a missing path, an empty folder or a bad statistics file."""
+    p = Path(path)
+    if not p.exists():
+        raise MetricsError(f"{p} does not exist")
+    if p.is_file() and p.suffix.lower() != ".npz":
+        raise MetricsError(f"{p} is neither a folder of images nor an .npz statistics file")
+    if p.is_file():
+        load_statistics(p)
+    else:
+        list_images(p)
+
+
+def _path_statistics(
+    path: str, net_factory: Callable[[], InceptionFeatures], batch_size: int, device: torch.device
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    p = Path(path)
+    if p.is_file():
+        return load_statistics(p)
+    net = net_factory()
+    mu, sigma, n = folder_statistics(p, net, batch_size=batch_size, device=device)
+    return mu, sigma, {"n": n, "source": str(p), **net.weights.protocol()}
+
+
+def fid_cli(argv: list[str]) -> int:
+    """``gan-bench fid PATH1 PATH2``: FID between two image folders and/or ``.npz`` statistics files."""
+    parser = argparse.ArgumentParser(
+        prog="gan-bench fid",
+        description="FID between two image folders or .npz statistics files (keys mu, sigma: pytorch-fid's work).",
+    )
+    parser.add_argument("paths", nargs="+", metavar="PATH", help="PATH1 [PATH2]: image folder or .npz statistics")
+    parser.add_argument("--save-stats", metavar="OUT.npz", help="save the statistics of PATH1 to OUT.npz")
+    parser.add_argument("--batch-size", type=int, default=50)
+    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:0 (default: cuda when available)")
+    parser.add_argument("--inception-weights", default=None, help="FID Inception weights file (default: resolved)")
+    args = parser.parse_args(argv)
+    try:
+        if len(args.paths) > 2 or (len(args.paths) == 1 and not args.save_stats):
+            raise MetricsError("give PATH1 PATH2 to compute an FID, or PATH1 --save-stats OUT.npz")
+        if args.batch_size < 1:
+            raise MetricsError(f"--batch-size must be positive, got {args.batch_size}")
+        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        nets: list[InceptionFeatures] = []
+
+        def net_factory() -> InceptionFeatures:
+            if not nets:
+                nets.append(load_inception(args.inception_weights, device=device))
+                w = nets[0].weights
+                print(f"Inception weights: {w.path} ({w.origin})", file=sys.stderr)
+            return nets[0]
+
+        for p in args.paths:
+            _check_path(p)
+        stats = [_path_statistics(p, net_factory, args.batch_size, device) for p in args.paths]
+        if args.save_stats:
+            mu, sigma, protocol = stats[0]
+            print(f"saved statistics of {args.paths[0]} to {save_statistics(args.save_stats, mu, sigma, protocol)}",
+                  file=sys.stderr)
+        if len(stats) == 2:
+            (mu1, s1, _), (mu2, s2, _) = stats
+            print(f"FID: {frechet_distance(mu1, s1, mu2, s2, device=device):.6f}")
+    except MetricsError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,182 @@
+"""Discriminator regularisers and the "improved techniques" that act on parameters or inputs.
+
+* :func:`gradient_penalty` — WGAN-GP (Gulrajani et al. 2017), R1 (Mescheder et al. 2018) and
+  DRAGAN (Kodali et al. 2017), for K vectorised discriminators at once;
+* :class:`HistoricalAverage` — historical averaging (Salimans et al. 2016);
+* :class:`InstanceNoise` — annealed Gaussian instance noise (Sønderby et al. 2017; Arjovsky & Bottou 2017).
+
+The discriminators are one vectorised callable ``d(x) -> logits [K, B]`` evaluated on a batch
+``x [B, ...]`` shared by the K discriminators. Every penalty returns one value per discriminator,
+a tensor ``[K]``; the caller weights it (λ, γ/2, ...) and adds it to each discriminator's loss.
+"""
+from __future__ import annotations
+
+from typing import Callable, Literal
+
+import torch
+from torch import Tensor
+
+PenaltyKind = Literal["wgan_gp", "r1", "dragan"]
+_PENALTY_KINDS: tuple[str, ...] = ("wgan_gp", "r1", "dragan")
+Discriminators = Callable[[Tensor], Tensor]  # x [B, ...] -> logits [K, B]
+
+
+def input_gradients(d: Discriminators, x: Tensor) -> Tensor:
+    """Per-discriminator gradients of the logits w.r.t. the inputs, ``[K, B, *x.shape[1:]]``.
+
+    Row k is ∇_x Σ_i D_k(x_i): since D_k(x_i) depends on x_i only (no batch statistics in D), its
+    slice i is ∇_{x_i} D_k(x_i). The K vector-Jacobian products are batched with
+    ``is_grads_batched`` (one vmapped backward pass, grad_outputs = the rows of eye(K)). The graph
+    is kept (``create_graph=True``) so a penalty built on it is differentiable w.r.t. D's parameters.
+    ``x`` is detached first: penalties regularise D only.
+    """
+    x = x.detach().requires_grad_(True)
+    logits = d(x)
+    if logits.dim() != 2 or logits.shape[1] != x.shape[0]:
+        raise ValueError(
+            f"the discriminator must return logits of shape [K, B] = [K, {x.shape[0]}], got {tuple(logits.shape)}"
+        )
+    k = logits.shape[0]
+    eye = torch.eye(k, dtype=logits.dtype, device=logits.device)
+    (grads,) = torch.autograd.grad(
+        logits.sum(dim=1), x, grad_outputs=eye, is_grads_batched=True, create_graph=True
+    )
+    return grads
+
+
+def dragan_perturb(x: Tensor, c: float = 0.5) -> Tensor:
+    """DRAGAN's perturbed points x̃ = x + α·δ, δ = c·std(x)·U[0,1]^{shape of x}, α ~ U[0,1] per sample.
+
+    As in the reference code of Kodali et al. (2017): std(x) is the standard deviation of the whole
+    minibatch (a scalar), δ is elementwise uniform noise scaled by it, and the gradient norm is
+    taken at a random point (α per sample) of the segment from x to x + δ.
+    """
+    if c <= 0:
+        raise ValueError(f"dragan_c must be positive, got {c}")
+    delta = c * x.std() * torch.rand_like(x)
+    alpha = torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), dtype=x.dtype, device=x.device)
+    return x + alpha * delta
+
+
+def gradient_penalty(
+    d: Discriminators,
+    real: Tensor,
+    fake: Tensor | None = None,
+    kind: PenaltyKind = "wgan_gp",
+    *,
+    center: float = 1.0,
+    dragan_c: float = 0.5,
+) -> Tensor:
+    """Gradient penalty of each of the K discriminators, a tensor ``[K]`` (differentiable w.r.t. D).
+
+    * ``"wgan_gp"`` (Gulrajani et al. 2017): E[(‖∇_x D(x̂)‖₂ − center)²] on x̂ = ε·x + (1−ε)·G(z),
+      ε ~ U[0,1] per sample; ``fake`` is required and must have ``real``'s shape.
+    * ``"r1"`` (Mescheder et al. 2018): E[‖∇_x D(x)‖₂²] on the real batch — the plain expectation:
+      the caller multiplies by γ/2. ``fake`` is ignored.
+    * ``"dragan"`` (Kodali et al. 2017): E[(‖∇_x D(x̃)‖₂ − center)²] on the perturbed real points
+      of :func:`dragan_perturb` with ``c = dragan_c``. ``fake`` is ignored.
+
+    ``real`` and ``fake`` are detached: the penalty carries no gradient to the generator.
+    """
+    if kind not in _PENALTY_KINDS:
+        raise ValueError(f"unknown gradient penalty kind {kind!r}; expected one of {_PENALTY_KINDS}")
+    if real.dim() < 2 or real.shape[0] == 0:
+        raise ValueError(f"real must be a non-empty batch [B, ...], got shape {tuple(real.shape)}")
+    if kind == "wgan_gp":
+        if fake is None:
+            raise ValueError("the WGAN-GP penalty needs the fake batch (interpolates between real and fake)")
+        if fake.shape != real.shape:
+            raise ValueError(f"real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
+        eps = torch.rand((real.shape[0],) + (1,) * (real.dim() - 1), dtype=real.dtype, device=real.device)
+        points = eps * real.detach() + (1 - eps) * fake.detach()
+    elif kind == "dragan":
+        points = dragan_perturb(real.detach(), dragan_c)
+    else:
+        points = real
+    grads = input_gradients(d, points).flatten(start_dim=2)  # [K, B, n]
+    if kind == "r1":
+        return grads.pow(2).sum(dim=2).mean(dim=1)
+    return (grads.norm(dim=2) - center).pow(2).mean(dim=1)
+
+
+class HistoricalAverage:
+    """Historical averaging (Salimans et al. 2016): penalty ‖θ − (1/t) Σ_{i≤t} θ_i‖².
+
+    The running mean covers every parameter value seen so far *including the current one*: it is
+    seeded with the values at construction (t = 1, so the first penalty is 0), and :meth:`update`,
+    called after each optimizer step, folds the new values in. The mean is a constant in the
+    penalty's graph; the penalty is differentiable w.r.t. the current parameters.
+
+    With ``stacked=True`` the parameters carry a leading K dimension (the vectorised
+    discriminators) and :meth:`penalty` returns one value per discriminator, ``[K]``; otherwise a
+    scalar summed over all parameters.
+    """
+
+    def __init__(self, params: list[Tensor], *, stacked: bool = False) -> None:
+        self.params = list(params)
+        if not self.params:
+            raise ValueError("HistoricalAverage needs at least one parameter tensor")
+        self.stacked = stacked
+        if stacked:
+            ks = {p.shape[0] if p.dim() > 0 else None for p in self.params}
+            if len(ks) != 1 or None in ks:
+                raise ValueError(f"stacked parameters must share one leading K dimension, got sizes {sorted(map(str, ks))}")
+        self.mean = [p.detach().clone() for p in self.params]
+        self.count = 1
+
+    def penalty(self) -> Tensor:
+        """‖θ − mean‖² summed over parameters (per discriminator when ``stacked``)."""
+        if self.stacked:
+            return sum((p - m).pow(2).reshape(p.shape[0], -1).sum(dim=1) for p, m in zip(self.params, self.mean))
+        return sum((p - m).pow(2).sum() for p, m in zip(self.params, self.mean))
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """Fold the current parameter values into the running mean (t ← t + 1)."""
+        self.count += 1
+        for p, m in zip(self.params, self.mean):
+            m.add_((p.detach() - m) / self.count)
+
+    def state_dict(self) -> dict:
+        return {"mean": [m.clone() for m in self.mean], "count": self.count}
+
+    def load_state_dict(self, state: dict) -> None:
+        means, count = state["mean"], int(state["count"])
+        if len(means) != len(self.params):
+            raise ValueError(f"state has {len(means)} running means for {len(self.params)} parameters")
+        for p, m in zip(self.params, means):
+            if m.shape != p.shape:
+                raise ValueError(f"running mean of shape {tuple(m.shape)} does not match parameter {tuple(p.shape)}")
+        if count < 1:
+            raise ValueError(f"count must be >= 1, got {count}")
+        self.mean = [m.detach().to(device=p.device, dtype=p.dtype).clone() for p, m in zip(self.params, means)]
+        self.count = count
+
+
+class InstanceNoise:
+    """Instance noise: x + σ(t)·N(0, I) on both real and fake discriminator inputs.
+
+    σ(t) = std·max(0, 1 − t/anneal_iters), linear annealing to 0 at ``anneal_iters``
+    (``anneal_iters = 0``: constant σ = std).
+    """
+
+    def __init__(self, std: float, anneal_iters: int = 0) -> None:
+        if std < 0:
+            raise ValueError(f"instance noise std must be >= 0, got {std}")
+        if anneal_iters < 0:
+            raise ValueError(f"anneal_iters must be >= 0, got {anneal_iters}")
+        self.std = float(std)
+        self.anneal_iters = int(anneal_iters)
+
+    def sigma(self, iteration: int) -> float:
+        if iteration < 0:
+            raise ValueError(f"iteration must be >= 0, got {iteration}")
+        if self.anneal_iters == 0:
+            return self.std
+        return self.std * max(0.0, 1.0 - iteration / self.anneal_iters)
+
+    def __call__(self, x: Tensor, iteration: int) -> Tensor:
+        sigma = self.sigma(iteration)
+        if sigma == 0.0:
+            return x
+        return x + sigma * torch.randn_like(x)

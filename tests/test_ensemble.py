@@ -1,0 +1,99 @@
+"""The vectorised ensemble equals K separate nn.Modules run in a loop: outputs and gradients."""
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+import torch.nn as nn
+
+from gan_bench.ensemble import DiscriminatorEnsemble
+from gan_bench.models import dcgan, mlp
+
+
+def _make(kind: str):
+    if kind == "dcgan":
+        return lambda: dcgan.Discriminator(1, 16, width=8)
+    if kind == "dcgan_mbd":
+        return lambda: dcgan.Discriminator(3, 8, width=8, mbd=(4, 3))
+    if kind == "dcgan_rp":
+        return lambda: dcgan.Discriminator(1, 16, width=8, projection=True)
+    return lambda: mlp.Discriminator(2, 16, 2)
+
+
+def _input(kind: str, b: int = 6) -> torch.Tensor:
+    if kind.startswith("dcgan"):
+        return torch.randn(b, 3 if kind == "dcgan_mbd" else 1, 8 if kind == "dcgan_mbd" else 16, 8 if kind == "dcgan_mbd" else 16)
+    return torch.randn(b, 2)
+
+
+@pytest.mark.parametrize("kind", ["dcgan", "mlp", "dcgan_mbd", "dcgan_rp"])
+@pytest.mark.parametrize("k", [1, 3])
+def test_outputs_and_gradients_equal_a_loop(kind, k):
+    torch.manual_seed(k)
+    modules = [_make(kind)() for _ in range(k)]
+    ref = [copy.deepcopy(m) for m in modules]
+    ens = DiscriminatorEnsemble(modules)
+    x = _input(kind).requires_grad_(True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    out, feats = ens(x, return_features=True)
+    ref_out = [m(x_ref, return_features=True) for m in ref]
+    assert out.shape == (k, x.shape[0])
+    torch.testing.assert_close(out, torch.stack([o for o, _ in ref_out]), atol=1e-5, rtol=0)
+    torch.testing.assert_close(feats, torch.stack([f for _, f in ref_out]), atol=1e-5, rtol=0)
+    # a loss that mixes the discriminators differently, so a wrong gradient routing would show
+    w = torch.arange(1, k + 1, dtype=torch.float32)
+    (torch.sigmoid(out).mean(1) * w).sum().backward()
+    (torch.stack([torch.sigmoid(o).mean() for o, _ in ref_out]) * w).sum().backward()
+    for name, p in ens.param_dict().items():
+        ref_grads = torch.stack([dict(m.named_parameters())[name].grad for m in ref])
+        torch.testing.assert_close(p.grad, ref_grads, atol=1e-5, rtol=0)
+    torch.testing.assert_close(x.grad, x_ref.grad, atol=1e-5, rtol=0)
+
+
+def test_discriminators_are_independent_and_differently_initialised():
+    torch.manual_seed(0)
+    ens = DiscriminatorEnsemble.build(_make("dcgan"), 3)
+    w = ens.param_dict()["head.weight"]
+    assert not torch.equal(w[0], w[1]) and not torch.equal(w[1], w[2])
+    x = torch.randn(4, 1, 16, 16)
+    out = ens(x)
+    g = torch.autograd.grad(out[1].sum(), list(ens.parameters()))
+    for t in g:  # the loss of D_1 only touches D_1's slice
+        assert t[0].abs().sum() == 0 and t[2].abs().sum() == 0 and t[1].abs().sum() > 0
+
+
+def test_random_projections_differ_per_discriminator():
+    torch.manual_seed(0)
+    ens = DiscriminatorEnsemble.build(_make("dcgan_rp"), 2)
+    proj = ens.buffer_dict()["projection.weight"]
+    assert proj.shape[0] == 2 and not torch.equal(proj[0], proj[1])
+    assert all(not p.requires_grad for p in ens.buffer_dict().values())
+
+
+def test_spectral_norm_matches_torch_parametrization():
+    """Batched spectral norm and torch.nn.utils.parametrizations.spectral_norm on each D converge to the same
+    normalised discriminators (both divide by the largest singular value, found by power iteration)."""
+    from torch.nn.utils.parametrizations import spectral_norm
+
+    torch.manual_seed(0)
+    modules = [_make("dcgan")() for _ in range(3)]
+    ens = DiscriminatorEnsemble(copy.deepcopy(modules), spectral_norm=True).train()
+    refs = []
+    for m in modules:
+        m = copy.deepcopy(m)
+        for name in ens.sn_names:
+            spectral_norm(m.get_submodule(name.rsplit(".", 1)[0]), n_power_iterations=1, eps=1e-12)
+        refs.append(m.train())
+    x = torch.randn(5, 1, 16, 16)
+    for _ in range(60):
+        out = ens(x)
+        ref = torch.stack([m(x) for m in refs])
+    torch.testing.assert_close(out, ref, atol=1e-4, rtol=1e-4)
+    plain = DiscriminatorEnsemble(copy.deepcopy(modules))(x)
+    assert (plain - out).abs().max() > 1e-2  # the normalisation did something
+    weights = ens._spectral(ens.param_dict(), update=False)
+    for name in ens.sn_names:
+        w = weights[name].detach()
+        s = torch.linalg.matrix_norm(w.reshape(3, w.shape[1], -1), ord=2)
+        torch.testing.assert_close(s, torch.ones(3), atol=1e-3, rtol=0)
