@@ -76,7 +76,7 @@ class AggregationConfig:
     delta: float = 1.5  # hv nadir slack, eta = max(delta * max_k l_k, eps)
     eps: float = 1e-6
     normalize: bool = False  # mgd: use w*/||w*||
-    solver: str = "exact"  # mgd: exact | frank_wolfe
+    solver: str = "auto"  # mgd: exact (K <= 12) | frank_wolfe | auto (exact up to K = 12, then Frank-Wolfe)
     max_iter: int = 100
 
 
@@ -212,7 +212,10 @@ def validate(cfg: Any) -> None:
     _one_of("discriminators.projection", cfg.discriminators.projection, PROJECTIONS)
     _one_of("aggregation.name", cfg.aggregation.name, AGGREGATIONS)
     _one_of("aggregation.reduction", cfg.aggregation.reduction, ("mean", "sum"))
-    _one_of("aggregation.solver", cfg.aggregation.solver, ("exact", "frank_wolfe"))
+    _one_of("aggregation.solver", cfg.aggregation.solver, ("auto", "exact", "frank_wolfe"))
+    if cfg.aggregation.name == "mgd" and cfg.aggregation.solver == "exact" and cfg.discriminators.count > 12:
+        raise ConfigError(f"aggregation.solver=exact enumerates the simplex's faces and is limited to 12 "
+                          f"discriminators (got {cfg.discriminators.count}); use aggregation.solver=frank_wolfe or auto")
     _one_of("loss.name", cfg.loss.name, LOSSES)
     _one_of("optimizer.name", cfg.optimizer.name, BASE_OPTIMIZERS)
     _one_of("optimizer.rule", cfg.optimizer.rule, RULES)
@@ -248,6 +251,9 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"optimizer.averaging.ema={ema} is impossible: it must lie in [0, 1) (0 = off)")
     if cfg.aggregation.name == "hv" and cfg.aggregation.delta <= 1.0:
         raise ConfigError(f"aggregation.delta={cfg.aggregation.delta} is impossible: hypervolume needs delta > 1")
+    if cfg.loss.real_label != 1.0 and cfg.loss.name in ("hinge", "wasserstein"):
+        raise ConfigError(f"loss.real_label={cfg.loss.real_label}: one-sided label smoothing applies to the ns, minimax "
+                          f"and ls losses, not to loss={cfg.loss.name}")
     if not 0.0 < cfg.loss.real_label <= 1.0:
         raise ConfigError(f"loss.real_label={cfg.loss.real_label} is impossible: it must lie in (0, 1]")
     t = cfg.train

@@ -42,11 +42,11 @@ def ls_g(fake: Tensor) -> Tensor:
 
 
 def hinge_d(real: Tensor, fake: Tensor, real_label: float = 1.0) -> Tensor:
-    return (F.relu(real_label - real) + F.relu(1.0 + fake)).mean(-1)
+    return (F.relu(1.0 - real) + F.relu(1.0 + fake)).mean(-1)  # label smoothing does not apply (config rejects it)
 
 
 def wasserstein_d(real: Tensor, fake: Tensor, real_label: float = 1.0) -> Tensor:
-    return (fake - real_label * real).mean(-1)
+    return (fake - real).mean(-1)
 
 
 def critic_g(fake: Tensor) -> Tensor:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from gan_bench.aggregation import build_aggregation
+from gan_bench.aggregation import MAX_EXACT_K, build_aggregation
 from gan_bench.checkpoint import (atomic_write_json, check_compatible, load_checkpoint, rng_state, save_checkpoint,
                                   set_rng_state)
 from gan_bench.config import validate
@@ -67,10 +67,10 @@ class Run:
         self.G = build_generator(cfg, shape).to(self.device)
         self.D = DiscriminatorEnsemble.build(lambda: build_discriminator(cfg, shape), cfg.discriminators.count,
                                              spectral_norm=cfg.model.spectral_norm).to(self.device)
-        a = cfg.aggregation
+        a, K = cfg.aggregation, cfg.discriminators.count
+        solver = a.solver if a.solver != "auto" else ("exact" if K <= MAX_EXACT_K else "frank_wolfe")
         self.agg = build_aggregation(a.name, reduction=a.reduction, lam=a.lam, delta=a.delta, eps=a.eps,
-                                     normalize=a.normalize, solver=a.solver, max_iter=a.max_iter,
-                                     k=cfg.discriminators.count).to(self.device)
+                                     normalize=a.normalize, solver=solver, max_iter=a.max_iter, k=K).to(self.device)
         self.game = GANGame(self.G, self.D, self.agg, self.data, cfg, self.device)
         if cfg.optimizer.rule == "svre":
             self.game.enable_finite_sum(cfg.optimizer.svre.noise_set)

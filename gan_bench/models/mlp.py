@@ -7,6 +7,16 @@ import torch.nn as nn
 from gan_bench.models.projection import RandomLinearProjection
 
 
+def _norm(kind: str, width: int) -> nn.Module:
+    if kind == "batch":
+        return nn.BatchNorm1d(width)
+    if kind == "vbn":
+        from gan_bench.models.layers import VirtualBatchNorm
+
+        return VirtualBatchNorm(width)
+    return nn.Identity()
+
+
 class Generator(nn.Module):
     def __init__(self, z_dim: int, out_dim: int = 2, width: int = 128, depth: int = 2, norm: str = "none"):
         super().__init__()
@@ -14,7 +24,7 @@ class Generator(nn.Module):
         layers: list[nn.Module] = []
         d = z_dim
         for _ in range(depth):
-            layers += [nn.Linear(d, width), nn.BatchNorm1d(width) if norm == "batch" else nn.Identity(), nn.ReLU(True)]
+            layers += [nn.Linear(d, width), _norm(norm, width), nn.ReLU(True)]
             d = width
         layers.append(nn.Linear(d, out_dim))
         self.net = nn.Sequential(*layers)

