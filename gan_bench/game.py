@@ -118,9 +118,10 @@ class GANGame:
 
     def _grad(self, names: Sequence[str], s: Sample) -> Grads:
         out: Grads = {}
-        fake = self.G(s.z)
-        real_in = self._inputs(s.real)
         need_g, need_d = "G" in names, "D" in names
+        with torch.set_grad_enabled(need_g):  # D's step needs no graph through G
+            fake = self.G(s.z)
+        real_in = self._inputs(s.real)
         want_features = need_g and self.fm > 0
         r = self.D(real_in, return_features=want_features)
         real_logits, real_feat = r if want_features else (r, None)

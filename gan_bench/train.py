@@ -50,7 +50,7 @@ class Run:
 
     def __init__(self, cfg: DictConfig, run_dir: Path):
         validate(cfg)
-        self.cfg, self.run_dir = cfg, run_dir
+        self.cfg, self.run_dir = cfg, Path(run_dir) if run_dir is not None else None
         self.device = pick_device(cfg.train.device)
         if self.device.type == "cuda":
             torch.backends.cuda.matmul.allow_tf32 = True

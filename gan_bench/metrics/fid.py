@@ -48,7 +48,7 @@ def folder_batches(files: list[Path], batch_size: int) -> Iterator[torch.Tensor]
         shapes = {a.shape for a in arrays}
         if len(shapes) > 1:
             raise MetricsError(f"images in {files[0].parent} have different sizes: {sorted(shapes)}")
-        yield torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).float() / 255
+        yield torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous().float() / 255
 
 
 def sample_batches(sample_fn: Callable[[int], torch.Tensor], n: int, batch_size: int) -> Iterator[torch.Tensor]:

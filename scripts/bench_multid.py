@@ -1,0 +1,417 @@
+"""Benchmark: K vectorised discriminators against a per-discriminator Python loop (ms per iteration).
+
+One iteration = one D step + one G step (alternating Adam), DCGAN at 32x32x3 (``dataset=digits``,
+``dataset.resolution=32``, ``dataset.channels=3``: the shape of CIFAR-10), batch 64, non-saturating loss.
+
+* ``vec-<agg>``: gan-bench's own step, ``Run(cfg).opt.step()``, for each aggregation in ``--aggs``
+  (the K discriminators are one ``DiscriminatorEnsemble``: stacked parameters, one ``vmap`` call).
+* ``loop-hv``: :class:`LoopReference`, the multi-discriminator training step as written in the
+  hypervolume-GAN paper's code (Albuquerque et al. 2019, "hGAN"): K separate DCGAN discriminators, each
+  with its own ``torch.optim.Adam``, one D step per discriminator in a Python loop, then one generator
+  step on the hypervolume loss ``L = -sum_k log(eta - l_k)``, ``eta = delta * max_k l_k`` (detached).
+
+Before timing, at every K, the script checks that both implementations compute the same thing: the
+ensemble is built from copies of the loop's K modules, G is shared, both draw their batches from the
+same seeded sampler, and the first iteration's K discriminator losses (and the K generator losses of
+the G step that follows the D update) must agree to ``--check-tol``.
+
+Timing: ``--warmup`` untimed iterations, then ``--repeats`` timed blocks of ``--iters`` iterations each
+(``torch.cuda.synchronize`` before and after every block on CUDA); a cell is the median block's ms/iter.
+
+    PYTHONPATH=. python3 scripts/bench_multid.py --device cuda --json bench_multid.json
+    PYTHONPATH=. python3 scripts/bench_multid.py --device cpu --ks 1,4 --iters 3 --warmup 1 --repeats 3
+
+Extra Hydra overrides may follow the options (e.g. ``model.d_width=32``); the loop reference reads the
+same config (widths, learning rates, betas, HV delta) and rejects settings it does not implement.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from omegaconf import DictConfig
+
+from gan_bench.aggregation import MAX_EXACT_K
+from gan_bench.cli import conf_dir
+from gan_bench.config import register_configs
+from gan_bench.ensemble import DiscriminatorEnsemble
+from gan_bench.game import Sample
+from gan_bench.models import build_discriminator
+from gan_bench.train import Run
+
+AGGS = ("avg", "gman", "hv", "mgd")
+LOOP = "loop-hv"
+SCALE_AGGS = ("avg", "gman", "hv")  # vectorised K_max / K_min target applies to these
+TARGETS = {"loop_over_vec": 4.0, "scaling": 1.5, "mgd_over_hv": 2.0}  # stated for CUDA, K = 24 and K = 1
+
+
+# -- configuration ------------------------------------------------------------------------------------------
+def compose(overrides: Sequence[str]) -> DictConfig:
+    """The config ``gan-bench train OVERRIDES`` would run with."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides))
+
+
+def mgd_solver(k: int, requested: str) -> str:
+    """``exact`` up to ``MAX_EXACT_K`` discriminators, Frank-Wolfe beyond (``auto``), or the requested one."""
+    if requested == "auto":
+        return "exact" if k <= MAX_EXACT_K else "frank_wolfe"
+    if requested == "exact" and k > MAX_EXACT_K:
+        raise ValueError(f"--mgd-solver exact supports K <= {MAX_EXACT_K} discriminators, got K = {k}; "
+                         "use --mgd-solver auto or frank_wolfe")
+    return requested
+
+
+def bench_config(k: int, agg: str, args: argparse.Namespace) -> DictConfig:
+    overrides = [f"discriminators.count={k}", f"aggregation={agg}", "dataset=digits", "dataset.resolution=32",
+                 "dataset.channels=3", f"train.batch_size={args.batch_size}", "train.measure_flops=false",
+                 f"train.device={args.device}", "train.progress=off", f"train.seed={args.seed}"]
+    if agg == "mgd":
+        overrides.append(f"aggregation.solver={mgd_solver(k, args.mgd_solver)}")
+    return compose(overrides + list(args.overrides))
+
+
+def check_reference_config(cfg: DictConfig) -> None:
+    """The loop reference implements plain alternating Adam on the non-saturating loss and nothing else."""
+    unsupported = {
+        "loss.name": (cfg.loss.name, "ns"), "loss.real_label": (cfg.loss.real_label, 1.0),
+        "optimizer.name": (cfg.optimizer.name, "adam"), "optimizer.rule": (cfg.optimizer.rule, "alternating"),
+        "train.n_dis": (cfg.train.n_dis, 1), "model.spectral_norm": (cfg.model.spectral_norm, False),
+        "model.name": (cfg.model.name, "dcgan"), "regularizer.gp": (cfg.regularizer.gp, "none"),
+        "regularizer.instance_noise": (cfg.regularizer.instance_noise, 0.0),
+        "regularizer.feature_matching": (cfg.regularizer.feature_matching, 0.0),
+        "regularizer.historical_averaging": (cfg.regularizer.historical_averaging, 0.0),
+        "regularizer.unroll.steps": (cfg.regularizer.unroll.steps, 0),
+        "optimizer.lookahead.k": (cfg.optimizer.lookahead.k, 0),
+        "optimizer.g.weight_decay": (cfg.optimizer.g.weight_decay, 0.0),
+        "optimizer.d.weight_decay": (cfg.optimizer.d.weight_decay, 0.0),
+    }
+    bad = [f"{key}={got} (needs {want})" for key, (got, want) in unsupported.items() if got != want]
+    if bad:
+        raise ValueError("the per-discriminator loop reference only implements alternating Adam on the "
+                         "non-saturating loss without regularisers; unsupported override(s): " + ", ".join(bad))
+
+
+# -- the per-discriminator loop of the paper's code ----------------------------------------------------------
+class LoopReference:
+    """hGAN's multi-discriminator step (Albuquerque et al. 2019): K modules, K Adams, a Python loop.
+
+    D step: one batch ``(x, z)`` for all; for each k, ``L_D^k = BCE(D_k(x), 1) + BCE(D_k(G(z)), 0)``,
+    its own backward and Adam step. G step: a fresh ``z``; ``l_k = BCE(D_k(G(z)), 1)`` (non-saturating),
+    ``L = -sum_k log(eta - l_k)``, ``eta = delta * max_k l_k`` detached (hypervolume). The losses stay
+    on the device (no ``.item()``) and G's backward does not compute the Ds' weight gradients, so the
+    reference does no work the method does not need."""
+
+    def __init__(self, G: nn.Module, discriminators: Sequence[nn.Module], sample: Callable[[], Sample],
+                 cfg: DictConfig):
+        self.G, self.discriminators, self.sample = G, list(discriminators), sample
+        self.delta = cfg.aggregation.delta
+        d, g = cfg.optimizer.d, cfg.optimizer.g
+        self.d_opts = [torch.optim.Adam(m.parameters(), lr=d.lr, betas=tuple(d.betas)) for m in self.discriminators]
+        self.g_params = list(G.parameters())
+        self.g_opt = torch.optim.Adam(self.g_params, lr=g.lr, betas=tuple(g.betas))
+
+    def step(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One iteration; returns the detached D losses ``[K]`` and generator losses ``l_k`` ``[K]``."""
+        s = self.sample()
+        with torch.no_grad():
+            fake = self.G(s.z)
+        d_losses = []
+        for D, opt in zip(self.discriminators, self.d_opts):
+            real_logit, fake_logit = D(s.real), D(fake)
+            loss = (F.binary_cross_entropy_with_logits(real_logit, torch.ones_like(real_logit))
+                    + F.binary_cross_entropy_with_logits(fake_logit, torch.zeros_like(fake_logit)))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            d_losses.append(loss.detach())
+        fake = self.G(self.sample().z)
+        g_losses = []
+        for D in self.discriminators:
+            logit = D(fake)
+            g_losses.append(F.binary_cross_entropy_with_logits(logit, torch.ones_like(logit)))
+        l_k = torch.stack(g_losses)
+        eta = self.delta * l_k.detach().max()
+        loss = -torch.log(eta - l_k).sum()
+        self.g_opt.zero_grad(set_to_none=True)
+        loss.backward(inputs=self.g_params)
+        self.g_opt.step()
+        return torch.stack(d_losses), l_k.detach()
+
+
+def pair_loop_with_run(run: Run) -> LoopReference:
+    """A loop reference sharing ``run``'s sampler and initial G; ``run.D`` is rebuilt from copies of its K modules."""
+    cfg = run.cfg
+    check_reference_config(cfg)
+    shape = run.data.shape
+    modules = [build_discriminator(cfg, shape).to(run.device) for _ in range(cfg.discriminators.count)]
+    ensemble = DiscriminatorEnsemble([copy.deepcopy(m) for m in modules]).to(run.device)
+    run.D.load_state_dict(ensemble.state_dict())  # in place: the run's D optimizer keeps its tensors
+    return LoopReference(copy.deepcopy(run.G), modules, run.game.sample, cfg)
+
+
+@dataclass
+class Check:
+    k: int
+    d_loss_max_diff: float
+    g_loss_max_diff: float
+    d_loss_mean: float
+    g_loss_mean: float
+    passed: bool
+
+
+def first_step_check(run: Run, loop: LoopReference, seed: int, tol: float) -> Check:
+    """Run one iteration of each from the same RNG state; compare the K D losses and the K G losses."""
+    torch.manual_seed(seed)
+    run.opt.step()
+    vec_d, vec_g = run.game.last["d/loss"], run.game.last["g/l_k"]
+    torch.manual_seed(seed)
+    loop_d, loop_g = loop.step()
+    dd = (vec_d - loop_d).abs().max().item()
+    dg = (vec_g - loop_g).abs().max().item()
+    return Check(len(loop.discriminators), dd, dg, loop_d.mean().item(), loop_g.mean().item(),
+                 dd <= tol and dg <= tol)
+
+
+# -- timing --------------------------------------------------------------------------------------------------
+@dataclass
+class Timing:
+    k: int
+    method: str
+    solver: str | None
+    ms_per_iter: float  # median over repeats
+    repeats_ms: list[float] = field(default_factory=list)
+
+
+def time_steps(step: Callable[[], object], device: torch.device, warmup: int, iters: int, repeats: int) -> list[float]:
+    """ms per iteration of each of ``repeats`` blocks of ``iters`` iterations, after ``warmup`` iterations."""
+    def sync() -> None:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    for _ in range(warmup):
+        step()
+    out = []
+    for _ in range(repeats):
+        sync()
+        t0 = time.perf_counter()
+        for _ in range(iters):
+            step()
+        sync()
+        out.append(1000.0 * (time.perf_counter() - t0) / iters)
+    return out
+
+
+def release(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def bench_k(k: int, args: argparse.Namespace, device: torch.device, run_dir: Path) -> tuple[list[Timing], Check]:
+    timings: list[Timing] = []
+    run = Run(bench_config(k, "hv", args), run_dir)
+    loop = pair_loop_with_run(run)
+    check = first_step_check(run, loop, args.seed + 1, args.check_tol)
+    del run
+    ms = time_steps(loop.step, device, args.warmup, args.iters, args.repeats)
+    timings.append(Timing(k, LOOP, None, statistics.median(ms), ms))
+    del loop
+    release(device)
+    for agg in args.aggs:
+        cfg = bench_config(k, agg, args)
+        run = Run(cfg, run_dir)
+        ms = time_steps(run.opt.step, device, args.warmup, args.iters, args.repeats)
+        solver = str(cfg.aggregation.solver) if agg == "mgd" else None
+        timings.append(Timing(k, f"vec-{agg}", solver, statistics.median(ms), ms))
+        del run
+        release(device)
+    return timings, check
+
+
+# -- report --------------------------------------------------------------------------------------------------
+def ratios(timings: list[Timing], ks: list[int]) -> list[dict]:
+    """The ratios the targets are stated in: loop / vectorised HV per K, vectorised K_max / K_min,
+    vectorised MGD / HV per K. ``target`` is the bound, ``sense`` ">=" or "<="."""
+    ms = {(t.k, t.method): t.ms_per_iter for t in timings}
+    out = []
+
+    def add(name: str, k: str, num: tuple[int, str], den: tuple[int, str], target: float | None, sense: str) -> None:
+        if num in ms and den in ms:
+            out.append({"ratio": name, "k": k, "value": ms[num] / ms[den], "target": target, "sense": sense})
+
+    for k in ks:
+        add("loop / vec-hv", str(k), (k, LOOP), (k, "vec-hv"), TARGETS["loop_over_vec"] if k == 24 else None, ">=")
+    lo, hi = min(ks), max(ks)
+    if hi != lo:
+        for agg in SCALE_AGGS:
+            target = TARGETS["scaling"] if (lo, hi) == (1, 24) else None
+            add(f"vec-{agg} K={hi} / K={lo}", f"{hi}/{lo}", (hi, f"vec-{agg}"), (lo, f"vec-{agg}"), target, "<=")
+    for k in ks:
+        add("vec-mgd / vec-hv", str(k), (k, "vec-mgd"), (k, "vec-hv"), TARGETS["mgd_over_hv"], "<=")
+    return out
+
+
+def verdict(r: dict, device: torch.device) -> str:
+    if r["target"] is None:
+        return "-"
+    met = r["value"] >= r["target"] if r["sense"] == ">=" else r["value"] <= r["target"]
+    word = "yes" if met else "no"
+    return word if device.type == "cuda" else f"({word}; CUDA target)"
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"CPU {cpu}, {torch.get_num_threads()} torch threads"
+
+
+def print_report(timings: list[Timing], checks: list[Check], rows: list[dict], args: argparse.Namespace,
+                 device: torch.device) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(width=None if sys.stdout.isatty() else 132)
+    console.print(f"device: {device_name(device)} | torch {torch.__version__} | batch {args.batch_size} | "
+                  f"DCGAN 32x32x3 | warmup {args.warmup}, {args.repeats} x {args.iters} timed iterations")
+    if args.overrides:
+        console.print(f"extra overrides: {' '.join(args.overrides)}")
+
+    check_table = Table(title=f"first-step sanity check, vectorised vs loop (tol {args.check_tol:g})")
+    for col in ("K", "max |dD loss|", "max |dG loss l_k|", "mean D loss", "mean l_k", "ok"):
+        check_table.add_column(col, justify="right")
+    for c in checks:
+        check_table.add_row(str(c.k), f"{c.d_loss_max_diff:.2e}", f"{c.g_loss_max_diff:.2e}", f"{c.d_loss_mean:.4f}",
+                            f"{c.g_loss_mean:.4f}", "yes" if c.passed else "[red]NO[/red]")
+    console.print(check_table)
+
+    methods = [LOOP] + [f"vec-{a}" for a in args.aggs]
+    table = Table(title="ms / iteration (median; spread = (max - min) / median over repeats)")
+    table.add_column("K", justify="right")
+    for m in methods:
+        table.add_column(m, justify="right")
+    by = {(t.k, t.method): t for t in timings}
+    for k in args.ks:
+        cells = []
+        for m in methods:
+            t = by.get((k, m))
+            if t is None:
+                cells.append("-")
+                continue
+            spread = (max(t.repeats_ms) - min(t.repeats_ms)) / t.ms_per_iter
+            solver = f" ({t.solver})" if t.solver else ""
+            cells.append(f"{t.ms_per_iter:.1f} ±{100 * spread / 2:.0f}%{solver}")
+        table.add_row(str(k), *cells)
+    console.print(table)
+
+    ratio_table = Table(title="ratios (targets are stated for CUDA)")
+    for col in ("ratio", "K", "value", "target", "met"):
+        ratio_table.add_column(col, justify="right")
+    for r in rows:
+        target = f"{r['sense']} {r['target']:g}" if r["target"] is not None else "-"
+        ratio_table.add_row(r["ratio"], r["k"], f"{r['value']:.2f}x", target, verdict(r, device))
+    console.print(ratio_table)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. model.d_width=32")
+    parser.add_argument("--ks", default="1,8,24", help="numbers of discriminators, comma-separated (default 1,8,24)")
+    parser.add_argument("--aggs", default=",".join(AGGS), help=f"vectorised aggregations (default {','.join(AGGS)})")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--iters", type=int, default=20, help="iterations per timed repeat (default 20)")
+    parser.add_argument("--warmup", type=int, default=10, help="untimed iterations before timing (default 10)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported (default 5)")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--mgd-solver", default="auto", choices=("auto", "exact", "frank_wolfe"),
+                        help=f"auto: exact for K <= {MAX_EXACT_K}, Frank-Wolfe above (default)")
+    parser.add_argument("--check-tol", type=float, default=1e-4, help="max |difference| of first-step losses")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the results as JSON")
+    args = parser.parse_args(argv)
+    try:
+        args.ks = [int(k) for k in args.ks.split(",") if k.strip()]
+    except ValueError:
+        parser.error(f"--ks must be comma-separated integers, got {args.ks!r}")
+    if not args.ks or min(args.ks) < 1:
+        parser.error(f"--ks needs at least one number of discriminators >= 1, got {args.ks}")
+    args.aggs = [a.strip() for a in args.aggs.split(",") if a.strip()]
+    unknown = [a for a in args.aggs if a not in AGGS]
+    if unknown:
+        parser.error(f"--aggs: unknown aggregation(s) {unknown}; choose from {', '.join(AGGS)}")
+    for name in ("iters", "repeats", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.warmup < 0:
+        parser.error(f"--warmup must be >= 0, got {args.warmup}")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda but no CUDA device is available; use --device cpu")
+    if "mgd" in args.aggs:
+        for k in args.ks:
+            try:
+                mgd_solver(k, args.mgd_solver)
+            except ValueError as err:
+                parser.error(str(err))
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    timings: list[Timing] = []
+    checks: list[Check] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for k in args.ks:
+            t, c = bench_k(k, args, device, Path(tmp))
+            timings += t
+            checks.append(c)
+    rows = ratios(timings, args.ks)
+    print_report(timings, checks, rows, args, device)
+    if args.json is not None:
+        out = {
+            "device": args.device, "device_name": device_name(device), "torch": torch.__version__,
+            "python": platform.python_version(),
+            "settings": {"ks": args.ks, "aggs": args.aggs, "batch_size": args.batch_size, "iters": args.iters,
+                         "warmup": args.warmup, "repeats": args.repeats, "mgd_solver": args.mgd_solver,
+                         "seed": args.seed, "overrides": list(args.overrides), "model": "dcgan 32x32x3",
+                         "dataset": "digits"},
+            "timings": [t.__dict__ for t in timings],
+            "checks": [c.__dict__ for c in checks],
+            "ratios": rows,
+        }
+        args.json.write_text(json.dumps(out, indent=2))
+        print(f"wrote {args.json}")
+    if not all(c.passed for c in checks):
+        print(f"sanity check FAILED: first-step losses differ by more than {args.check_tol:g}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
