@@ -123,8 +123,10 @@ class GANGame:
             fake = self.G(s.z)
         real_in = self._inputs(s.real)
         want_features = need_g and self.fm > 0
-        r = self.D(real_in, return_features=want_features)
-        real_logits, real_feat = r if want_features else (r, None)
+        real_logits = real_feat = None
+        if need_d or want_features:  # G's own loss needs D(real) only for feature matching
+            r = self.D(real_in, return_features=want_features)
+            real_logits, real_feat = r if want_features else (r, None)
         fake_in = self._inputs(fake if need_g else fake.detach())
         shared = need_g and self.unroll_steps == 0
         fake_logits = fake_feat = None
@@ -142,6 +144,8 @@ class GANGame:
             if "D" in self.hist:
                 loss = loss + self.hist_weight * self.hist["D"].penalty().sum()
             out["D"] = list(torch.autograd.grad(loss, self._params["D"], retain_graph=need_g))
+            # per-discriminator gradient norms: the stacked parameters carry D_k in slice k
+            self.last["grad_norm/D"] = torch.stack([g.detach().flatten(1).pow(2).sum(1) for g in out["D"]]).sum(0).sqrt()
             acc_r, acc_f = L.d_accuracy(real_logits.detach(), fake_logits.detach())
             self.last.update({"d/loss": d_losses.detach(), "d/acc_real": acc_r, "d/acc_fake": acc_f})
         if need_g:
@@ -181,6 +185,7 @@ class GANGame:
                 loss = loss + self.hist_weight * self.hist["G"].penalty()
             grads = list(torch.autograd.grad(loss, params))
         self.last.update({f"agg/{k}": v.detach() for k, v in logs.items()})
+        self.last["grad_norm/G"] = torch.stack([g.detach().pow(2).sum() for g in grads]).sum().sqrt()
         return grads
 
     def after_step(self) -> None:

@@ -160,7 +160,7 @@ def _evaluator(run: Run):
                      classifier_layer=cfg.eval.classifier_layer, mode_centres=centres, mode_std=cfg.dataset.std)
 
 
-def evaluate(run: Run, evaluator: Any, logger: RunLogger | None) -> list[dict]:
+def evaluate(run: Run, evaluator: Any, logger: RunLogger | None, save_best: bool = True) -> list[dict]:
     """The configured metrics for the raw G and each averaged G; best FID tracked with its iteration and time."""
     results = []
     for which in run.cfg.eval.generators:
@@ -182,7 +182,7 @@ def evaluate(run: Run, evaluator: Any, logger: RunLogger | None) -> list[dict]:
             v = values.get(key)
             if v is not None and math.isfinite(v) and (key not in run.best or v < run.best[key]["value"]):
                 run.best[key] = {"value": v, "iteration": run.iteration, "wall_clock_s": run.elapsed, "generator": which}
-                if key == ("fid" if "fid" in values else "fid_classifier"):
+                if save_best and key == ("fid" if "fid" in values else "fid_classifier"):
                     save_checkpoint(run.run_dir / "checkpoints" / "best.pt", run.state_dict())
     if logger is not None:
         logger.text("eval/protocol", str(evaluator.protocol), run.iteration)

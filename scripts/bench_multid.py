@@ -11,15 +11,19 @@ One iteration = one D step + one G step (alternating Adam), DCGAN at 32x32x3 (``
   step on the hypervolume loss ``L = -sum_k log(eta - l_k)``, ``eta = delta * max_k l_k`` (detached).
 
 Before timing, at every K, the script checks that both implementations compute the same thing: the
-ensemble is built from copies of the loop's K modules, G is shared, both draw their batches from the
-same seeded sampler, and the first iteration's K discriminator losses (and the K generator losses of
-the G step that follows the D update) must agree to ``--check-tol``.
+ensemble is built from copies of the loop's K modules, both generators start from the same weights,
+both draw their batches from the same seeded sampler, and the first iteration's K discriminator losses
+(and the K generator losses of the G step that follows the D update) must agree to ``--check-tol``.
 
-Timing: ``--warmup`` untimed iterations, then ``--repeats`` timed blocks of ``--iters`` iterations each
-(``torch.cuda.synchronize`` before and after every block on CUDA); a cell is the median block's ms/iter.
+Timing: ``--warmup`` untimed iterations of each method, then ``--repeats`` rounds in which every method
+runs one timed block of ``--iters`` iterations in turn (``torch.cuda.synchronize`` before and after every
+block on CUDA); a cell is the median block's ms/iter.
 
     PYTHONPATH=. python3 scripts/bench_multid.py --device cuda --json bench_multid.json
-    PYTHONPATH=. python3 scripts/bench_multid.py --device cpu --ks 1,4 --iters 3 --warmup 1 --repeats 3
+    PYTHONPATH=. python3 scripts/bench_multid.py --device cpu --threads 1 --ks 1,4 --iters 3 --warmup 1 --repeats 3
+
+(on a shared CPU, ``--threads 1`` keeps the timings stable: with several threads, one descheduled thread
+stalls the others and single blocks take 5-10x longer.)
 
 Extra Hydra overrides may follow the options (e.g. ``model.d_width=32``); the loop reference reads the
 same config (widths, learning rates, betas, HV delta) and rejects settings it does not implement.
@@ -27,6 +31,7 @@ same config (widths, learning rates, betas, HV delta) and rejects settings it do
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import json
 import platform
@@ -36,7 +41,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, Iterator, Sequence
 
 import torch
 import torch.nn as nn
@@ -176,13 +181,26 @@ class Check:
     passed: bool
 
 
+@contextlib.contextmanager
+def full_precision() -> Iterator[None]:
+    """TF32 off (``Run`` turns it on for CUDA), so the check compares float32 results, not TF32 rounding."""
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 def first_step_check(run: Run, loop: LoopReference, seed: int, tol: float) -> Check:
-    """Run one iteration of each from the same RNG state; compare the K D losses and the K G losses."""
-    torch.manual_seed(seed)
-    run.opt.step()
-    vec_d, vec_g = run.game.last["d/loss"], run.game.last["g/l_k"]
-    torch.manual_seed(seed)
-    loop_d, loop_g = loop.step()
+    """Run one iteration of each from the same RNG state (in float32); compare the K D losses and the
+    K generator losses."""
+    with full_precision():
+        torch.manual_seed(seed)
+        run.opt.step()
+        vec_d, vec_g = run.game.last["d/loss"], run.game.last["g/l_k"]
+        torch.manual_seed(seed)
+        loop_d, loop_g = loop.step()
     dd = (vec_d - loop_d).abs().max().item()
     dg = (vec_g - loop_g).abs().max().item()
     return Check(len(loop.discriminators), dd, dg, loop_d.mean().item(), loop_g.mean().item(),
@@ -199,49 +217,46 @@ class Timing:
     repeats_ms: list[float] = field(default_factory=list)
 
 
-def time_steps(step: Callable[[], object], device: torch.device, warmup: int, iters: int, repeats: int) -> list[float]:
-    """ms per iteration of each of ``repeats`` blocks of ``iters`` iterations, after ``warmup`` iterations."""
+def time_interleaved(steps: dict[str, Callable[[], object]], device: torch.device, warmup: int, iters: int,
+                     repeats: int) -> dict[str, list[float]]:
+    """ms per iteration of each method in ``repeats`` rounds; a round times one block of ``iters`` iterations
+    of every method in turn (so a change of machine load hits all methods alike), after ``warmup``
+    untimed iterations of each. On CUDA, ``torch.cuda.synchronize`` closes every block."""
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
 
-    for _ in range(warmup):
-        step()
-    out = []
-    for _ in range(repeats):
-        sync()
-        t0 = time.perf_counter()
-        for _ in range(iters):
+    for step in steps.values():
+        for _ in range(warmup):
             step()
-        sync()
-        out.append(1000.0 * (time.perf_counter() - t0) / iters)
+    out: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            sync()
+            t0 = time.perf_counter()
+            for _ in range(iters):
+                step()
+            sync()
+            out[name].append(1000.0 * (time.perf_counter() - t0) / iters)
     return out
 
 
-def release(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-
-
 def bench_k(k: int, args: argparse.Namespace, device: torch.device, run_dir: Path) -> tuple[list[Timing], Check]:
-    timings: list[Timing] = []
-    run = Run(bench_config(k, "hv", args), run_dir)
-    loop = pair_loop_with_run(run)
-    check = first_step_check(run, loop, args.seed + 1, args.check_tol)
-    del run
-    ms = time_steps(loop.step, device, args.warmup, args.iters, args.repeats)
-    timings.append(Timing(k, LOOP, None, statistics.median(ms), ms))
-    del loop
-    release(device)
+    """The sanity check, then every method at K discriminators, timed in interleaved rounds."""
+    check_run = Run(bench_config(k, "hv", args), run_dir)
+    loop = pair_loop_with_run(check_run)
+    check = first_step_check(check_run, loop, args.seed + 1, args.check_tol)
+    steps: dict[str, Callable[[], object]] = {LOOP: loop.step}
+    solvers: dict[str, str | None] = {LOOP: None}
     for agg in args.aggs:
         cfg = bench_config(k, agg, args)
-        run = Run(cfg, run_dir)
-        ms = time_steps(run.opt.step, device, args.warmup, args.iters, args.repeats)
-        solver = str(cfg.aggregation.solver) if agg == "mgd" else None
-        timings.append(Timing(k, f"vec-{agg}", solver, statistics.median(ms), ms))
-        del run
-        release(device)
-    return timings, check
+        steps[f"vec-{agg}"] = Run(cfg, run_dir).opt.step
+        solvers[f"vec-{agg}"] = str(cfg.aggregation.solver) if agg == "mgd" else None
+    ms = time_interleaved(steps, device, args.warmup, args.iters, args.repeats)
+    del check_run, loop, steps
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    return [Timing(k, m, solvers[m], statistics.median(v), v) for m, v in ms.items()], check
 
 
 # -- report --------------------------------------------------------------------------------------------------
@@ -384,6 +399,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
+    try:
+        check_reference_config(bench_config(args.ks[0], "hv", args))
+    except ValueError as err:
+        print(f"bench_multid.py: error: {err}", file=sys.stderr)
+        return 2
     timings: list[Timing] = []
     checks: list[Check] = []
     with tempfile.TemporaryDirectory() as tmp:

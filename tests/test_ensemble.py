@@ -97,3 +97,16 @@ def test_spectral_norm_matches_torch_parametrization():
         w = weights[name].detach()
         s = torch.linalg.matrix_norm(w.reshape(3, w.shape[1], -1), ord=2)
         torch.testing.assert_close(s, torch.ones(3), atol=1e-3, rtol=0)
+
+
+def test_flops_of_the_ensemble_equal_k_separate_discriminators():
+    """FLOP accounting counts K vectorised discriminators like K separate ones (forward and backward)."""
+    from gan_bench.cost import count_flops
+
+    torch.manual_seed(0)
+    modules = [_make("dcgan")() for _ in range(4)]
+    ens = DiscriminatorEnsemble(copy.deepcopy(modules))
+    x = torch.randn(8, 1, 16, 16)
+    _, vec = count_flops(lambda: ens(x).sum().backward())
+    _, loop = count_flops(lambda: sum(m(x).sum() for m in modules).backward())
+    assert vec == loop > 0

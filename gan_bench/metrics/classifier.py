@@ -87,7 +87,8 @@ def build_classifier(arch: str, in_channels: int, num_classes: int = 10) -> nn.M
 
 def _check_data(x: torch.Tensor, y: torch.Tensor, name: str) -> None:
     if x.ndim != 4 or y.ndim != 1 or x.shape[0] != y.shape[0] or x.shape[0] == 0:
-        raise MetricsError(f"{name}: need images [N, C, H, W] and labels [N], got {tuple(x.shape)} and {tuple(y.shape)}")
+        shapes = f"{tuple(x.shape)} and {tuple(y.shape)}"
+        raise MetricsError(f"{name}: need images [N, C, H, W] and labels [N], got {shapes}")
 
 
 @torch.no_grad()
@@ -118,7 +119,8 @@ def train_classifier(
     _check_data(train_x, train_y, "train")
     _check_data(test_x, test_y, "test")
     if train_x.shape[1:] != test_x.shape[1:]:
-        raise MetricsError(f"train and test images differ in shape: {tuple(train_x.shape[1:])} vs {tuple(test_x.shape[1:])}")
+        shapes = f"{tuple(train_x.shape[1:])} vs {tuple(test_x.shape[1:])}"
+        raise MetricsError(f"train and test images differ in shape: {shapes}")
     torch.manual_seed(seed)
     num_classes = int(max(train_y.max(), test_y.max())) + 1
     model = build_classifier(arch, train_x.shape[1], num_classes).to(device)
@@ -172,6 +174,7 @@ def classifier_features(model: nn.Module, images: torch.Tensor, layer: str = "lo
         raise MetricsError(f"unknown classifier layer {layer!r}; valid: {', '.join(LAYERS)}")
     expected = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
     if images.ndim != 4 or images.shape[1] != expected:
-        raise MetricsError(f"the classifier takes NCHW images with {expected} channels, got shape {tuple(images.shape)}")
+        shape = tuple(images.shape)
+        raise MetricsError(f"the classifier takes NCHW images with {expected} channels, got shape {shape}")
     hidden = model.penultimate(images.float())
     return torch.log_softmax(model.head(hidden), dim=1) if layer == "logits" else hidden

@@ -17,7 +17,14 @@ from gan_bench.metrics.classifier import classifier_features, load_classifier
 from gan_bench.metrics.errors import MetricsError
 from gan_bench.metrics.fid import fid_protocol, reference_cache_path
 from gan_bench.metrics.frechet import frechet_distance
-from gan_bench.metrics.inception import BACKBONE, InceptionFeatures, file_sha256, load_inception, tf32, to_inception_input
+from gan_bench.metrics.inception import (
+    BACKBONE,
+    InceptionFeatures,
+    file_sha256,
+    load_inception,
+    tf32,
+    to_inception_input,
+)
 from gan_bench.metrics.inception_score import InceptionScoreAccumulator
 from gan_bench.metrics.kid import kernel_inception_distance
 from gan_bench.metrics.modes import mode_metrics
@@ -85,14 +92,20 @@ class Evaluator:
         if unknown:
             raise MetricsError(f"unknown metric(s) {', '.join(map(repr, unknown))}; valid: {', '.join(METRICS)}")
         self.metrics = list(dict.fromkeys(metrics))
-        if n_samples < max(2, IS_SPLITS if "is" in self.metrics else 2) or batch_size < 1:
+        self.protocol: dict[str, dict[str, Any]] = {}
+        self.unavailable: dict[str, str] = {}
+        if n_samples < (IS_SPLITS if "is" in self.metrics else 2) or batch_size < 1:
             raise MetricsError(f"need n_samples >= 2 (>= {IS_SPLITS} for IS) and batch_size >= 1, "
                                f"got {n_samples} and {batch_size}")
         image_metrics = [m for m in self.metrics if m in IMAGE_METRICS]
         if image_metrics and real.ndim != 4:
             raise MetricsError(f"{', '.join(image_metrics)} need real images NCHW, got shape {tuple(real.shape)}")
-        if "modes" in self.metrics and (mode_centres is None or mode_std is None):
-            raise MetricsError("the modes metric needs mode_centres [M, 2] and mode_std")
+        if "modes" in self.metrics:
+            if mode_centres is None or mode_std is None:
+                raise MetricsError("the modes metric needs mode_centres [M, 2] and mode_std")
+            self.protocol["modes"] = {"n_fake": n_samples, "n_modes": int(mode_centres.shape[0]), "std": mode_std,
+                                      "high_quality": "within 3 std of the nearest centre",
+                                      "covered": ">= 1 high-quality sample (VEEGAN)"}
         self.n_samples, self.batch_size = n_samples, batch_size
         self.device = torch.device(device)
         self.cache_dir = Path(cache_dir)
@@ -101,8 +114,6 @@ class Evaluator:
         self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
         self.mode_centres, self.mode_std = mode_centres, mode_std
         self.classifier_layer = classifier_layer
-        self.protocol: dict[str, dict[str, Any]] = {}
-        self.unavailable: dict[str, str] = {}
         self.resolution = f"{real.shape[-2]}x{real.shape[-1]}" if real.ndim == 4 else "points"
 
         self.inception: InceptionFeatures | None = None
@@ -251,8 +262,5 @@ class Evaluator:
                 *self.classifier_stats, cls_moments.mean, cls_moments.covariance, device=self.device
             )
         if points is not None:
-            found = mode_metrics(torch.cat(points), self.mode_centres, self.mode_std)
-            results.update(found)
-            self.protocol["modes"] = {"n_fake": self.n_samples, "n_modes": int(self.mode_centres.shape[0]),
-                                      "std": self.mode_std, "high_quality_within_std": 3.0, "covered_min_count": 1}
+            results.update(mode_metrics(torch.cat(points), self.mode_centres, self.mode_std))
         return results

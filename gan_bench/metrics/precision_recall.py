@@ -42,7 +42,8 @@ def manifold_coverage(points: torch.Tensor, centres: torch.Tensor, radii: torch.
 def precision_recall(real: torch.Tensor, fake: torch.Tensor, *, k: int = 3, chunk: int = 1024) -> tuple[float, float]:
     """``(precision, recall)`` of feature rows ``fake`` against ``real`` (both ``[n, d]``)."""
     if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
-        raise MetricsError(f"precision/recall needs [n, d] features of equal d, got {tuple(real.shape)} and {tuple(fake.shape)}")
+        shapes = f"{tuple(real.shape)} and {tuple(fake.shape)}"
+        raise MetricsError(f"precision/recall needs [n, d] features of equal d, got {shapes}")
     if k < 1:
         raise MetricsError(f"k must be positive, got {k}")
     real64 = real.to(fake.device, torch.float64)

@@ -68,12 +68,15 @@ class StreamingMoments:
         return self.mean.cpu().numpy(), self.covariance.cpu().numpy()
 
 
-def save_statistics(path: str | Path, mu: np.ndarray, sigma: np.ndarray, protocol: dict[str, Any] | None = None) -> Path:
+def save_statistics(
+    path: str | Path, mu: np.ndarray, sigma: np.ndarray, protocol: dict[str, Any] | None = None
+) -> Path:
     """Write ``mu``, ``sigma`` (pytorch-fid's keys) and the protocol as JSON text to an ``.npz`` file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, mu=np.asarray(mu), sigma=np.asarray(sigma), protocol=np.array(json.dumps(protocol or {}, sort_keys=True)))
+    text = np.array(json.dumps(protocol or {}, sort_keys=True))
+    np.savez(tmp, mu=np.asarray(mu), sigma=np.asarray(sigma), protocol=text)
     tmp.replace(path)
     return path
 
@@ -87,7 +90,8 @@ def load_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str,
         with np.load(path, allow_pickle=False) as f:
             missing = [k for k in ("mu", "sigma") if k not in f.files]
             if missing:
-                raise MetricsError(f"{path} has no {' or '.join(missing)} array (found: {', '.join(f.files) or 'nothing'})")
+                found = ", ".join(f.files) or "nothing"
+                raise MetricsError(f"{path} has no {' or '.join(missing)} array (found: {found})")
             mu, sigma = np.asarray(f["mu"], dtype=np.float64), np.asarray(f["sigma"], dtype=np.float64)
             protocol = json.loads(str(f["protocol"])) if "protocol" in f.files else {}
     except MetricsError:

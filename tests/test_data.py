@@ -1,0 +1,133 @@
+"""Datasets: embedded sets, idx files as Debian installs them, image folders (in memory and streamed), clear errors."""
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from gan_bench.config import DatasetConfig
+from gan_bench.data import InMemoryData, StreamingData, load_dataset, mixture_centres
+from gan_bench.errors import DataError
+
+
+def _cfg(**kw):
+    return OmegaConf.structured(DatasetConfig(**kw))
+
+
+def test_digits_are_sklearns_real_digits_resized():
+    from sklearn.datasets import load_digits
+
+    for res in (8, 16, 32):
+        d = load_dataset(_cfg(name="digits", resolution=res))
+        assert isinstance(d, InMemoryData) and len(d) == 1797 and d.shape == (1, res, res)
+        assert d.x.dtype == torch.uint8
+    d8 = load_dataset(_cfg(name="digits", resolution=8))
+    ref = np.round(load_digits().images * 255 / 16)
+    assert np.array_equal(d8.x[:, 0].numpy(), ref)
+    b = d8.get(torch.arange(4))
+    assert b.min() >= -1 and b.max() <= 1 and b.dtype == torch.float32
+
+
+@pytest.mark.parametrize("name,modes", [("ring8", 8), ("grid25", 25)])
+def test_mixtures(name, modes):
+    d = load_dataset(_cfg(name=name, n_points=4000, std=0.02, scale=2.0))
+    centres = mixture_centres(name, 2.0)
+    assert centres.shape == (modes, 2) and d.kind == "points"
+    nearest = torch.cdist(d.x, centres).min(1).values
+    assert nearest.max() < 0.02 * 6  # every point sits within 6 std of a mode
+    counts = torch.bincount(torch.cdist(d.x, centres).argmin(1), minlength=modes)
+    assert counts.min() > 4000 / modes * 0.6  # modes equally weighted
+    again = load_dataset(_cfg(name=name, n_points=4000, std=0.02, scale=2.0))
+    assert torch.equal(d.x, again.x)  # the dataset does not depend on the training seed
+
+
+def _write_idx(path, array: np.ndarray):
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + b"".join(struct.pack(">I", s) for s in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+def test_fashion_mnist_reads_debian_idx_gz_layout(tmp_path):
+    rng = np.random.default_rng(0)
+    imgs, labels = rng.integers(0, 256, (50, 28, 28)), rng.integers(0, 10, 50)
+    for split in ("train", "t10k"):
+        _write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", imgs)
+        _write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", labels)
+    d = load_dataset(_cfg(name="fashion_mnist", root=str(tmp_path), resolution=28, download=False))
+    assert len(d) == 50 and torch.equal(d.x[:, 0], torch.from_numpy(imgs.astype(np.uint8)))
+    assert torch.equal(d.labels, torch.from_numpy(labels))
+    d32 = load_dataset(_cfg(name="fashion_mnist", root=str(tmp_path), resolution=32, download=False))
+    assert d32.shape == (1, 32, 32)
+
+
+def test_truncated_idx_file_is_reported(tmp_path):
+    _write_idx(tmp_path / "train-images-idx3-ubyte.gz", np.zeros((5, 28, 28)))
+    raw = gzip.decompress((tmp_path / "train-images-idx3-ubyte.gz").read_bytes())
+    (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(raw[:-100]))
+    _write_idx(tmp_path / "train-labels-idx1-ubyte.gz", np.zeros(5))
+    with pytest.raises(DataError, match="truncated"):
+        load_dataset(_cfg(name="fashion_mnist", root=str(tmp_path), resolution=28, download=False))
+
+
+@pytest.mark.skipif(not __import__("pathlib").Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists(),
+                    reason="Debian's dataset-fashion-mnist is not installed")
+def test_real_debian_fashion_mnist():
+    d = load_dataset(_cfg(name="fashion_mnist", root="/usr/share/datasets/fashion-mnist", resolution=28))
+    assert len(d) == 60000 and d.shape == (1, 28, 28)
+    t = load_dataset(_cfg(name="fashion_mnist", root="/usr/share/datasets/fashion-mnist", resolution=28), split="test")
+    assert len(t) == 10000
+
+
+@pytest.mark.parametrize("name,expected", [("mnist", "MNIST/raw"), ("cifar10", "cifar-10-batches-py"),
+                                           ("cifar10_64", "cifar-10-batches-py"), ("svhn", "train_32x32.mat"),
+                                           ("stl10", "stl10_binary"), ("celeba", "img_align_celeba")])
+def test_missing_files_offline_name_the_files_and_the_override(tmp_path, name, expected):
+    with pytest.raises(DataError) as err:
+        load_dataset(_cfg(name=name, root=str(tmp_path / "none"), download=False, in_memory=True, channels=3,
+                          resolution=32))
+    msg = str(err.value)
+    assert expected in msg and "dataset.root=" in msg and str(tmp_path / "none") in msg
+
+
+def _write_pngs(folder, n, size=20):
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (size, size + 4, 3), dtype=np.uint8)).save(folder / f"img{i}.png")
+
+
+def test_image_folder_in_memory_and_streaming(tmp_path):
+    _write_pngs(tmp_path / "imgs" / "sub", 12)
+    mem = load_dataset(_cfg(name="image_folder", root=str(tmp_path / "imgs"), resolution=16, channels=3, in_memory=True))
+    assert isinstance(mem, InMemoryData) and len(mem) == 12 and mem.shape == (3, 16, 16)
+    stream = load_dataset(_cfg(name="image_folder", root=str(tmp_path / "imgs"), resolution=16, channels=3,
+                               in_memory=False), batch_size=4)
+    assert isinstance(stream, StreamingData) and len(stream) == 12
+    stream.workers = 0
+    b = stream.next_batch(torch.device("cpu"))
+    assert b.shape == (4, 3, 16, 16) and b.min() >= -1 and b.max() <= 1
+    all_stream = torch.cat(list(stream.chunks(5)))
+    all_mem = torch.cat(list(mem.chunks(5)))
+    assert (all_stream - all_mem).abs().max() <= 1 / 127.5 + 1e-6  # same pixels up to uint8 rounding
+
+
+def test_image_folder_errors(tmp_path):
+    with pytest.raises(DataError, match="dataset.root"):
+        load_dataset(_cfg(name="image_folder", root=None, resolution=16, channels=3))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="no images"):
+        load_dataset(_cfg(name="image_folder", root=str(tmp_path / "empty"), resolution=16, channels=3))
+
+
+def test_flips_only_mirror_selected_images():
+    d = load_dataset(_cfg(name="digits", resolution=8, flip=True))
+    idx = torch.arange(6)
+    mask = torch.tensor([True, False, True, False, False, True])
+    x, plain = d.get(idx, mask), d.get(idx)
+    assert torch.equal(x[mask], plain[mask].flip(-1)) and torch.equal(x[~mask], plain[~mask])
