@@ -1,0 +1,58 @@
+"""Metrics during and after training: eval.every, best tracking, `gan-bench eval`, `gan-bench classifier train`."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import TINY, cli, compose
+from gan_bench.train import train
+
+RING = ["dataset=ring8", "model=mlp", "model.g_width=16", "model.d_width=16", "model.z_dim=4", "dataset.n_points=512",
+        "train.batch_size=32", "train.progress=off", "train.log_every=2", "train.sample_every=1000",
+        "train.checkpoint_every=1000", "optimizer.averaging.uniform=true"]
+
+
+def test_modes_evaluated_during_training_for_each_generator(tmp_path):
+    out = train(compose(["train.iterations=4", "eval.every=2", "eval.metrics=[modes]", "eval.n_samples=300",
+                         "eval.generators=[raw,ema,uniform]", *RING]), tmp_path)
+    entries = out["eval"]
+    assert [(e["iteration"], e["generator"]) for e in entries] == [
+        (2, "raw"), (2, "ema"), (2, "uniform"), (4, "raw"), (4, "ema"), (4, "uniform")]
+    for e in entries:
+        assert 0 <= e["modes_covered"] <= 8 and 0 <= e["high_quality"] <= 1
+    assert "modes" in out["protocol"]
+
+
+def test_eval_command_appends_and_keeps_the_checkpoint(tmp_path):
+    run = tmp_path / "run"
+    train(compose(["train.iterations=2", *RING]), run)
+    before = (run / "checkpoints" / "last.pt").read_bytes()
+    r = cli("eval", str(run), "eval.metrics=[modes]", "eval.n_samples=200", "eval.generators=[raw]")
+    assert r.returncode == 0, r.stderr[-2000:]
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["eval"][-1]["generator"] == "raw" and "modes_covered" in m["eval"][-1]
+    assert m["eval"][-1]["source"].startswith("gan-bench eval")
+    assert (run / "checkpoints" / "last.pt").read_bytes() == before
+    r = cli("eval", str(run))
+    assert r.returncode == 2 and "eval.metrics" in r.stderr
+    r = cli("eval", str(run), "eval.metrix=[modes]")
+    assert r.returncode == 2 and "metrix" in r.stderr and "Traceback" not in r.stderr
+    r = cli("eval", str(run), "eval.metrics=[fidd]")
+    assert r.returncode == 2 and "fidd" in r.stderr
+
+
+def test_classifier_train_then_classifier_fid_in_training(tmp_path):
+    out = tmp_path / "cls.pt"
+    r = cli("classifier", "train", "dataset=digits", "dataset.resolution=8", "classifier.epochs=3", f"classifier.out={out}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert out.is_file() and "test accuracy" in r.stdout
+    acc = float(r.stdout.split("test accuracy ")[1].split("%")[0])
+    assert acc > 50  # far above chance (10 %): the classifier learned the digits
+    r = cli("classifier", "train", "dataset=digits", "dataset.resolution=8", f"classifier.out={out}")
+    assert r.returncode == 2 and "exists" in r.stderr
+    res = train(compose(["train.iterations=2", *TINY, "eval.metrics=[fid_classifier]", "eval.n_samples=100",
+                         f"eval.classifier={out}", "eval.generators=[raw]"]), tmp_path / "run")
+    fid = res["eval"][-1]["fid_classifier"]
+    assert fid > 0 and res["best"]["fid_classifier"]["value"] == fid
+    assert (tmp_path / "run" / "checkpoints" / "best.pt").is_file()
