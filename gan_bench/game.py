@@ -85,7 +85,8 @@ class GANGame:
 
     @property
     def finite_sum_size(self) -> int:
-        return len(self.data)
+        """Terms of the finite sum in the unit of ``grad_evals``: the minibatch evaluations of one full gradient."""
+        return -(-len(self.data) // self.batch_size)
 
     def enable_finite_sum(self, noise_set_size: int) -> None:
         """Fix the finite sum of SVRE: the dataset paired with a fixed set of noise vectors."""

@@ -22,9 +22,10 @@ def _base_size(resolution: int) -> tuple[int, int]:
     raise ValueError(f"DCGAN needs a resolution of 4*2^n or 7*2^n (8, 16, 28, 32, 64, ...), got {resolution}")
 
 
-def _g_norm(kind: str, c: int) -> nn.Module:
+def generator_norm(kind: str, c: int, spatial: bool = True) -> nn.Module:
+    """The generator's normalisation layer: BatchNorm (2-D maps or 1-D features), virtual batch norm, or none."""
     if kind == "batch":
-        return nn.BatchNorm2d(c)
+        return nn.BatchNorm2d(c) if spatial else nn.BatchNorm1d(c)
     if kind == "vbn":
         from gan_bench.models.layers import VirtualBatchNorm
 
@@ -58,9 +59,9 @@ class Generator(nn.Module):
         s0, n = _base_size(resolution)
         self.z_dim = z_dim
         c = width * 2 ** (n - 1)
-        layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim, c, s0, 1, 0, bias=norm == "none"), _g_norm(norm, c), nn.ReLU(True)]
+        layers: list[nn.Module] = [nn.ConvTranspose2d(z_dim, c, s0, 1, 0, bias=norm == "none"), generator_norm(norm, c), nn.ReLU(True)]
         for _ in range(n - 1):
-            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=norm == "none"), _g_norm(norm, c // 2), nn.ReLU(True)]
+            layers += [nn.ConvTranspose2d(c, c // 2, 4, 2, 1, bias=norm == "none"), generator_norm(norm, c // 2), nn.ReLU(True)]
             c //= 2
         layers += [nn.ConvTranspose2d(c, channels, 4, 2, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)

@@ -4,17 +4,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from gan_bench.models.dcgan import generator_norm
 from gan_bench.models.projection import RandomLinearProjection
-
-
-def _norm(kind: str, width: int) -> nn.Module:
-    if kind == "batch":
-        return nn.BatchNorm1d(width)
-    if kind == "vbn":
-        from gan_bench.models.layers import VirtualBatchNorm
-
-        return VirtualBatchNorm(width)
-    return nn.Identity()
 
 
 class Generator(nn.Module):
@@ -24,7 +15,7 @@ class Generator(nn.Module):
         layers: list[nn.Module] = []
         d = z_dim
         for _ in range(depth):
-            layers += [nn.Linear(d, width), _norm(norm, width), nn.ReLU(True)]
+            layers += [nn.Linear(d, width), generator_norm(norm, width, spatial=False), nn.ReLU(True)]
             d = width
         layers.append(nn.Linear(d, out_dim))
         self.net = nn.Sequential(*layers)
