@@ -98,12 +98,15 @@ def train_main(args: list[str]) -> int:
         run_dir = Path(HydraConfig.get().runtime.output_dir)
         fresh = _is_fresh(run_dir) and cfg.resume in (None, "", "false", "False")
         try:
-            train(cfg, run_dir)
+            out = train(cfg, run_dir)
         except GanBenchError as err:
             if fresh:  # leave no half-made run folder behind
                 shutil.rmtree(run_dir, ignore_errors=True)
             print(f"gan-bench: error: {err}", file=sys.stderr)
             sys.exit(2)
+        print(f"[gan-bench] done: {out['iterations']} iterations in {out['wall_clock_s']:.1f} s "
+              f"({out['iterations_per_s']:.1f} it/s); results in {run_dir} (metrics.json, samples/, checkpoints/)",
+              flush=True)
 
     sys.argv = ["gan-bench train", *args]
     task()

@@ -150,9 +150,18 @@ def _evaluator(run: Run):
     from gan_bench.metrics import Evaluator
 
     centres = mixture_centres(cfg.dataset.name, cfg.dataset.scale) if run.data.kind == "points" else None
-    real = run.data.x if run.data.kind == "points" else None
-    if real is None and not run.data.streaming:
+    if run.data.kind == "points":
+        real = run.data.x
+    elif not run.data.streaming:
         real = torch.cat(list(run.data.chunks(1024)))
+    else:  # a streamed set: its first eval.n_samples images are the reference
+        chunks, n = [], 0
+        for c in run.data.chunks(cfg.eval.batch_size):
+            chunks.append(c)
+            n += len(c)
+            if n >= cfg.eval.n_samples:
+                break
+        real = torch.cat(chunks)[: cfg.eval.n_samples]
     cache = Path(cfg.eval.cache_dir).expanduser() if cfg.eval.cache_dir else Path.home() / ".cache" / "gan_bench"
     return Evaluator(list(cfg.eval.metrics), real=real, dataset_key=run.data.key, n_samples=cfg.eval.n_samples,
                      batch_size=cfg.eval.batch_size, device=run.device, cache_dir=cache,

@@ -53,6 +53,8 @@ def test_fid_cli_errors(tmp_path, capsys) -> None:
     assert "neither a folder" in one_line_error(capsys)
     assert fid_cli([ok]) == 1
     assert "PATH1 PATH2" in one_line_error(capsys)
+    assert fid_cli([ok, ok, "--device", "gpu7"]) == 1
+    assert "bad --device" in one_line_error(capsys)
 
 
 def test_fid_cli_save_stats_of_npz_copies_it(tmp_path, capsys) -> None:

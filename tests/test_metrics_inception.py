@@ -60,8 +60,8 @@ def folders(tmp_path_factory) -> tuple[Path, Path]:
     rng = np.random.default_rng(0)
     for i, img in enumerate(images):
         big = np.kron(img, np.ones((4, 4))) * (255 / 16)
-        Image.fromarray(big.round().astype(np.uint8), mode="L").save(digits / f"{i:03d}.png")
-        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8), mode="RGB").save(noise / f"{i:03d}.png")
+        Image.fromarray(big.round().astype(np.uint8)).save(digits / f"{i:03d}.png")
+        Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(noise / f"{i:03d}.png")
     return digits, noise
 
 

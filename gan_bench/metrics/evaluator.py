@@ -63,7 +63,8 @@ def _load_features(path: Path) -> torch.Tensor | None:
 class Evaluator:
     """Computes the requested metrics of ``sample_fn(n) -> samples in [-1, 1]`` against ``real``.
 
-    ``real``: images NCHW in [-1, 1] (FID, IS, KID, PR, classifier FID) or 2-D points ``[N, 2]`` (modes).
+    ``real``: images NCHW in [-1, 1] (FID, IS, KID, PR, classifier FID); the modes metric does not use it (points
+    ``[N, 2]`` or ``None`` are fine).
     ``__call__`` returns every key of :data:`METRICS` for the requested metrics; a metric listed in ``unavailable``
     (e.g. IS with converted weights) has ``None`` values. ``protocol[metric]`` records how each was computed.
     """
@@ -72,7 +73,7 @@ class Evaluator:
         self,
         metrics: Sequence[str],
         *,
-        real: torch.Tensor,
+        real: torch.Tensor | None,
         dataset_key: str,
         n_samples: int,
         batch_size: int,
@@ -98,8 +99,9 @@ class Evaluator:
             raise MetricsError(f"need n_samples >= 2 (>= {IS_SPLITS} for IS) and batch_size >= 1, "
                                f"got {n_samples} and {batch_size}")
         image_metrics = [m for m in self.metrics if m in IMAGE_METRICS]
-        if image_metrics and real.ndim != 4:
-            raise MetricsError(f"{', '.join(image_metrics)} need real images NCHW, got shape {tuple(real.shape)}")
+        if image_metrics and (real is None or real.ndim != 4):
+            got = "no real data" if real is None else f"shape {tuple(real.shape)}"
+            raise MetricsError(f"{', '.join(image_metrics)} need real images NCHW in memory, got {got}")
         if "modes" in self.metrics:
             if mode_centres is None or mode_std is None:
                 raise MetricsError("the modes metric needs mode_centres [M, 2] and mode_std")
@@ -114,7 +116,7 @@ class Evaluator:
         self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
         self.mode_centres, self.mode_std = mode_centres, mode_std
         self.classifier_layer = classifier_layer
-        self.resolution = f"{real.shape[-2]}x{real.shape[-1]}" if real.ndim == 4 else "points"
+        self.resolution = f"{real.shape[-2]}x{real.shape[-1]}" if image_metrics else "points"
 
         self.inception: InceptionFeatures | None = None
         self.real_stats: tuple[np.ndarray, np.ndarray] | None = None
@@ -166,12 +168,14 @@ class Evaluator:
             for start, images in self._real_batches(real):
                 pool3, _ = self._pool3(images)
                 moments.update(pool3)
-                kept.append(pool3[keep[start : start + pool3.shape[0]].to(pool3.device)].float().cpu())
+                if need_feats:
+                    kept.append(pool3[keep[start : start + pool3.shape[0]].to(pool3.device)].float().cpu())
             protocol = {"n": n_real, **key, **weights.protocol()}
             self.real_stats = moments.numpy()
             save_statistics(stats_path, *self.real_stats, protocol)
-            self.real_features = torch.cat(kept)
-            _save_features(feats_path, self.real_features, {**protocol, "n": n_feat, "subset_seed": _SUBSET_SEED})
+            if need_feats:
+                self.real_features = torch.cat(kept)
+                _save_features(feats_path, self.real_features, {**protocol, "n": n_feat, "subset_seed": _SUBSET_SEED})
         common = {**weights.protocol(), "input": "8-bit rounded, bilinear resize to 299 (pytorch-fid)",
                   "tf32_channels_last": self.fast_cuda}
         if "fid" in self.metrics:

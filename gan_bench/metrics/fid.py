@@ -171,7 +171,12 @@ def fid_cli(argv: list[str]) -> int:
             raise MetricsError("give PATH1 PATH2 to compute an FID, or PATH1 --save-stats OUT.npz")
         if args.batch_size < 1:
             raise MetricsError(f"--batch-size must be positive, got {args.batch_size}")
-        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        try:
+            device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        except RuntimeError as exc:
+            raise MetricsError(f"bad --device {args.device!r}: {exc}") from exc
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise MetricsError("--device cuda was asked for but CUDA is not available")
         nets: list[InceptionFeatures] = []
 
         def net_factory() -> InceptionFeatures:
