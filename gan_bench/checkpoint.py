@@ -27,7 +27,7 @@ COMPATIBILITY_KEYS = (
     "dataset.name", "dataset.resolution", "dataset.channels", "model.name", "model.z_dim", "model.g_width",
     "model.d_width", "model.depth", "model.g_norm", "model.d_norm", "model.spectral_norm",
     "model.minibatch_discrimination.b", "model.minibatch_discrimination.c", "discriminators.count",
-    "discriminators.projection", "aggregation.name", "optimizer.name", "optimizer.rule", "optimizer.lookahead.k",
+    "discriminators.projection", "aggregation.name", "optimizer.name", "optimizer.update", "optimizer.lookahead.k",
     "optimizer.lookahead.k2", "optimizer.averaging.ema", "optimizer.averaging.uniform",
     "regularizer.historical_averaging",
 )

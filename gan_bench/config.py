@@ -137,7 +137,9 @@ class AveragingConfig:
 @dataclass
 class OptimizerConfig:
     name: str = "adam"
-    rule: str = "alternating"
+    # the update rule: alternating | simultaneous | extragradient | optimistic | svre. Read it as
+    # cfg.optimizer["update"]: attribute access would find DictConfig.update (the dict method).
+    update: str = "alternating"
     g: PlayerOptimConfig = field(default_factory=PlayerOptimConfig)
     d: PlayerOptimConfig = field(default_factory=PlayerOptimConfig)
     lookahead: LookaheadConfig = field(default_factory=LookaheadConfig)
@@ -218,7 +220,7 @@ def validate(cfg: Any) -> None:
                           f"discriminators (got {cfg.discriminators.count}); use aggregation.solver=frank_wolfe or auto")
     _one_of("loss.name", cfg.loss.name, LOSSES)
     _one_of("optimizer.name", cfg.optimizer.name, BASE_OPTIMIZERS)
-    _one_of("optimizer.rule", cfg.optimizer.rule, RULES)
+    _one_of("optimizer.update", cfg.optimizer["update"], RULES)
     _one_of("optimizer.svre.refresh", cfg.optimizer.svre.refresh, ("random", "epoch"))
     _one_of("regularizer.gp", cfg.regularizer.gp, PENALTIES)
     _one_of("train.device", cfg.train.device, DEVICES)

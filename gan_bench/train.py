@@ -72,7 +72,7 @@ class Run:
         self.agg = build_aggregation(a.name, reduction=a.reduction, lam=a.lam, delta=a.delta, eps=a.eps,
                                      normalize=a.normalize, solver=solver, max_iter=a.max_iter, k=K).to(self.device)
         self.game = GANGame(self.G, self.D, self.agg, self.data, cfg, self.device)
-        if cfg.optimizer.rule == "svre":
+        if cfg.optimizer["update"] == "svre":
             self.game.enable_finite_sum(cfg.optimizer.svre.noise_set)
         try:
             self.opt = build_game_optimizer(cfg.optimizer, self.game, n_dis=cfg.train.n_dis)

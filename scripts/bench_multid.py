@@ -96,7 +96,7 @@ def check_reference_config(cfg: DictConfig) -> None:
     """The loop reference implements plain alternating Adam on the non-saturating loss and nothing else."""
     unsupported = {
         "loss.name": (cfg.loss.name, "ns"), "loss.real_label": (cfg.loss.real_label, 1.0),
-        "optimizer.name": (cfg.optimizer.name, "adam"), "optimizer.rule": (cfg.optimizer.rule, "alternating"),
+        "optimizer.name": (cfg.optimizer.name, "adam"), "optimizer.update": (cfg.optimizer["update"], "alternating"),
         "train.n_dis": (cfg.train.n_dis, 1), "model.spectral_norm": (cfg.model.spectral_norm, False),
         "model.name": (cfg.model.name, "dcgan"), "regularizer.gp": (cfg.regularizer.gp, "none"),
         "regularizer.instance_noise": (cfg.regularizer.instance_noise, 0.0),

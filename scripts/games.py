@@ -53,7 +53,7 @@ def main() -> None:
     fig, ((ax_det, ax_det_dist), (ax_sto, ax_sto_dist)) = plt.subplots(2, 2, figsize=(13, 12))
     for label, rule, lookahead in DETERMINISTIC:
         game = BilinearGame(torch.eye(1), torch.ones(1), torch.ones(1))
-        config = {"name": "sgd", "rule": rule, "g": {"lr": args.lr}, "d": {"lr": args.lr}}
+        config = {"name": "sgd", "update": rule, "g": {"lr": args.lr}, "d": {"lr": args.lr}}
         if lookahead:
             config["lookahead"] = lookahead
         points, distances, evals = trajectory(game, config, args.budget)
@@ -74,7 +74,7 @@ def main() -> None:
                                       ("SVRE", "svre", "tab:green", 1.5)):
         torch.manual_seed(0)
         game = StochasticBilinearGame.random(n=20, d=1, a_noise=0.2, bc_noise=0.5, seed=0)
-        config = {"name": "sgd", "rule": rule, "g": {"lr": 0.3}, "d": {"lr": 0.3},
+        config = {"name": "sgd", "update": rule, "g": {"lr": 0.3}, "d": {"lr": 0.3},
                   "svre": {"epoch_length": 20, "refresh": "random"}}
         points, distances, evals = trajectory(game, config, args.stochastic_budget)
         xs, ys = zip(*points)

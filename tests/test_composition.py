@@ -36,7 +36,7 @@ def test_loss_k_aggregation_optimizer_compose(tmp_path, overrides):
     ["regularizer.unroll.steps=3"], ["model.spectral_norm=true"], ["discriminators.projection=random"],
     ["aggregation=mgd"], ["aggregation=mgd", "aggregation.normalize=true"], ["aggregation=gman"],
     ["aggregation=gman_auto"], ["optimizer=svre", "optimizer.svre.epoch_length=2"], ["optimizer=optimistic"],
-    ["optimizer=lookahead", "optimizer.lookahead.k=2"], ["optimizer.rule=simultaneous"], ["train.n_dis=3"],
+    ["optimizer=lookahead", "optimizer.lookahead.k=2"], ["optimizer.update=simultaneous"], ["train.n_dis=3"],
 ], ids=lambda o: "+".join(o))
 def test_each_stabiliser_trains_with_three_discriminators(tmp_path, extra):
     out = train(compose(["train.iterations=3", "discriminators.count=3", *SMALL, *extra]), tmp_path)

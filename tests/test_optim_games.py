@@ -20,7 +20,7 @@ F64 = torch.float64
 
 def cfg(rule: str, lr: float = 0.1, name: str = "sgd", lookahead: dict | None = None, svre: dict | None = None,
         **player: float) -> dict:
-    c: dict = {"name": name, "rule": rule, "g": {"lr": lr, **player}, "d": {"lr": lr, **player}}
+    c: dict = {"name": name, "update": rule, "g": {"lr": lr, **player}, "d": {"lr": lr, **player}}
     if lookahead is not None:
         c["lookahead"] = lookahead
     if svre is not None:
@@ -395,7 +395,7 @@ def test_grad_eval_counts(rule: str, per_player_update: int, n_dis: int, lookahe
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"rule": "gda"}, "alternating, simultaneous, extragradient, optimistic, svre"),
+        ({"update": "gda"}, "alternating, simultaneous, extragradient, optimistic, svre"),
         ({"name": "rmsprop"}, "sgd, adam"),
         ({"g": {"lr": 0.0}}, r"optimizer.g.lr=0.0 is impossible: it must be > 0"),
         ({"d": {"lr": -1.0}}, r"optimizer.d.lr=-1.0 is impossible"),
@@ -408,8 +408,8 @@ def test_grad_eval_counts(rule: str, per_player_update: int, n_dis: int, lookahe
         ({"lookahead": {"k": 5, "alpha": 0.5, "k2": 12, "alpha2": 0.5}}, r"must be a multiple of lookahead.k=5"),
         ({"lookahead": {"k": 0, "alpha": 0.5, "k2": 10, "alpha2": 0.5}}, r"set lookahead.k > 0"),
         ({"lookahead": {"k": 5, "alpha": 0.5, "k2": 10, "alpha2": 2.0}}, r"lookahead.alpha2=2.0"),
-        ({"rule": "svre", "svre": {"epoch_length": 10, "refresh": "sometimes"}}, "random, epoch"),
-        ({"rule": "svre", "svre": {"epoch_length": 0, "refresh": "epoch"}}, r"svre.epoch_length=0 is impossible"),
+        ({"update": "svre", "svre": {"epoch_length": 10, "refresh": "sometimes"}}, "random, epoch"),
+        ({"update": "svre", "svre": {"epoch_length": 0, "refresh": "epoch"}}, r"svre.epoch_length=0 is impossible"),
     ],
 )
 def test_bad_config_raises_readable_value_error(changes: dict, message: str) -> None:

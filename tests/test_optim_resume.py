@@ -21,7 +21,7 @@ def make_cfg(rule: str, name: str, lookahead: dict | None = None) -> dict:
     player = {"lr": 0.05, "betas": [0.5, 0.9], "momentum": 0.5, "weight_decay": 1e-3}
     c = {
         "name": name,
-        "rule": rule,
+        "update": rule,
         "g": player,
         "d": {**player, "lr": 0.08},  # TTUR
         "svre": {"epoch_length": 3, "refresh": "random"},  # random refresh draws from the torch RNG

@@ -6,7 +6,7 @@ Build one from a config with :func:`build_game_optimizer`. ``cfg`` is an OmegaCo
 a mapping or an object with the attributes::
 
     name: "sgd" | "adam"                     base optimizer of each player
-    rule: "alternating" | "simultaneous" | "extragradient" | "optimistic" | "svre"
+    update: "alternating" | "simultaneous" | "extragradient" | "optimistic" | "svre"   (the update rule)
     g, d: {lr, betas: [b1, b2], momentum, weight_decay}   per player (TTUR); betas are Adam's,
                                                           momentum is SGD's
     lookahead: {k (0 = off), alpha, k2 (0 = off), alpha2}  optional
@@ -100,9 +100,9 @@ def build_game_optimizer(cfg: Any, game: Game, n_dis: int = 1) -> GameOptimizer:
         raise GameOptimizerConfigError(
             f"optimizer.name={name!r} is not valid; choose one of: {', '.join(BASE_OPTIMIZERS)}"
         )
-    rule = _field(cfg, "rule", "optimizer")
+    rule = _field(cfg, "update", "optimizer")
     if rule not in RULES:
-        raise GameOptimizerConfigError(f"optimizer.rule={rule!r} is not valid; choose one of: {', '.join(RULES)}")
+        raise GameOptimizerConfigError(f"optimizer.update={rule!r} is not valid; choose one of: {', '.join(RULES)}")
     if int(n_dis) != n_dis or n_dis < 1:
         raise GameOptimizerConfigError(f"n_dis={n_dis} is impossible: it must be an integer >= 1")
 
