@@ -269,6 +269,9 @@ def validate(cfg: Any) -> None:
     _positive("regularizer.feature_matching", cfg.regularizer.feature_matching, strict=False)
     _positive("regularizer.historical_averaging", cfg.regularizer.historical_averaging, strict=False)
     _positive("regularizer.unroll.steps", cfg.regularizer.unroll.steps, strict=False)
+    if cfg.regularizer.gp != "none" and (m.d_norm == "batch" or m.minibatch_discrimination.b > 0):
+        raise ConfigError(f"regularizer.gp={cfg.regularizer.gp} needs each D output to depend on its own sample only; "
+                          "model.d_norm=batch and minibatch discrimination mix the batch (use model.d_norm=layer or none)")
     if cfg.regularizer.feature_matching_only and cfg.regularizer.feature_matching == 0:
         raise ConfigError("regularizer.feature_matching_only=true needs regularizer.feature_matching > 0")
     e = cfg.eval

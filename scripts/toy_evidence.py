@@ -4,7 +4,8 @@ Three comparisons, each arm a Hydra multirun of ``python -m gan_bench train -m``
 
   (a) ring8: plain non-saturating GAN vs the unrolled GAN (Metz et al. 2017), same nets and iterations
   (b) grid25: baseline vs minibatch discrimination with B=16 kernels (Salimans et al. 2016)
-  (c) grid25: K=1 discriminator (AVG) vs K=8 discriminators with hypervolume maximisation (Albuquerque et al. 2019)
+  (c) grid25: K=1 discriminator (AVG) vs K=8 discriminators with hypervolume maximisation (Albuquerque et al. 2019);
+      its K=1 arm is (b)'s baseline (the same runs), trained once when both comparisons are asked for
 
 then one ``gan-bench report`` table per comparison (markdown): modes covered, high-quality fraction and
 mode KL (``gan_bench.metrics.modes``), mean ± sample std over the seeds, plus the cost columns.
@@ -32,28 +33,36 @@ METRICS = "modes_covered,high_quality,mode_kl"
 
 
 @dataclass(frozen=True)
+class Arm:
+    folder: str  # under --out, e.g. "a/ring8"
+    overrides: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Comparison:
     title: str
     by: str  # config keys the report groups by
-    arms: tuple[tuple[str, tuple[str, ...]], ...]  # (arm folder, Hydra overrides)
+    arms: tuple[Arm, ...]
+
+
+BASELINE_GRID25 = Arm("b/baseline", ("+experiment=grid25",))
 
 
 COMPARISONS: dict[str, Comparison] = {
     "a": Comparison(
         "(a) ring8: NS-GAN vs unrolled GAN (same nets, same iterations)",
         "name,regularizer.unroll.steps",
-        (("ring8", ("+experiment=ring8",)), ("ring8_unrolled", ("+experiment=ring8_unrolled",))),
+        (Arm("a/ring8", ("+experiment=ring8",)), Arm("a/ring8_unrolled", ("+experiment=ring8_unrolled",))),
     ),
     "b": Comparison(
         "(b) grid25: baseline vs minibatch discrimination (B=16)",
         "model.minibatch_discrimination.b",
-        (("baseline", ("+experiment=grid25",)),
-         ("mbd16", ("+experiment=grid25", "model.minibatch_discrimination.b=16"))),
+        (BASELINE_GRID25, Arm("b/mbd16", ("+experiment=grid25", "model.minibatch_discrimination.b=16"))),
     ),
     "c": Comparison(
         "(c) grid25: K=1 AVG vs K=8 HV",
         "discriminators.count,aggregation.name",
-        (("k1_avg", ("+experiment=grid25",)), ("k8_hv", ("+experiment=grid25", "discriminators=d8", "aggregation=hv"))),
+        (BASELINE_GRID25, Arm("c/k8_hv", ("+experiment=grid25", "discriminators=d8", "aggregation=hv"))),
     ),
 }
 
@@ -102,7 +111,7 @@ def train_command(overrides: tuple[str, ...], sweep_dir: Path, args: argparse.Na
 
 
 def report_command(comparison: Comparison, out: Path) -> list[str]:
-    return [sys.executable, "-m", "gan_bench", "report", *(str(out / arm) for arm, _ in comparison.arms),
+    return [sys.executable, "-m", "gan_bench", "report", *(str(out / arm.folder) for arm in comparison.arms),
             "--format", "markdown", "--metrics", METRICS, "--by", comparison.by]
 
 
@@ -112,29 +121,28 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
     quote = subprocess.list2cmdline
+    arms = list(dict.fromkeys(arm for key in args.only for arm in COMPARISONS[key].arms))  # each arm once
     if not args.report_only:
-        for key in args.only:
-            for arm, _ in COMPARISONS[key].arms:
-                if (out / key / arm).exists() and not args.dry_run:
-                    print(f"toy_evidence: {out / key / arm} already exists; choose another --out, delete it, "
-                          "or print its tables with --report-only", file=sys.stderr)
-                    return 2
-        for key in args.only:
-            for arm, overrides in COMPARISONS[key].arms:
-                cmd = train_command(overrides, out / key / arm, args)
-                print(f"\n## {key}/{arm}\n$ {quote(cmd)}", flush=True)
-                if args.dry_run:
-                    continue
-                start = time.perf_counter()
-                done = subprocess.run(cmd, cwd=REPO, env=env)
-                print(f"[{key}/{arm}] {time.perf_counter() - start:.0f} s wall", flush=True)
-                if done.returncode != 0:
-                    print(f"toy_evidence: {key}/{arm} failed (exit {done.returncode})", file=sys.stderr)
-                    return done.returncode
+        for arm in arms:
+            if (out / arm.folder).exists() and not args.dry_run:
+                print(f"toy_evidence: {out / arm.folder} already exists; choose another --out, delete it, "
+                      "or print its tables with --report-only", file=sys.stderr)
+                return 2
+        for arm in arms:
+            cmd = train_command(arm.overrides, out / arm.folder, args)
+            print(f"\n## {arm.folder}\n$ {quote(cmd)}", flush=True)
+            if args.dry_run:
+                continue
+            start = time.perf_counter()
+            done = subprocess.run(cmd, cwd=REPO, env=env)
+            print(f"[{arm.folder}] {time.perf_counter() - start:.0f} s wall", flush=True)
+            if done.returncode != 0:
+                print(f"toy_evidence: {arm.folder} failed (exit {done.returncode})", file=sys.stderr)
+                return done.returncode
     tables = []
     for key in args.only:
         comparison = COMPARISONS[key]
-        cmd = report_command(comparison, out / key)
+        cmd = report_command(comparison, out)
         if args.dry_run:
             print(f"$ {quote(cmd)}")
             continue

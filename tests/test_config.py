@@ -60,6 +60,9 @@ def test_discriminators_by_group_and_by_count():
     (["dataset=ring8"], "model=mlp"),
     (["dataset.resolution=20"], "dataset.resolution=20"),
     (["loss.real_label=0"], "real_label"),
+    (["loss=hinge", "loss.real_label=0.9"], "one-sided label smoothing"),
+    (["regularizer.gp=wgan_gp", "model.d_norm=batch"], "regularizer.gp=wgan_gp"),
+    (["aggregation=mgd", "aggregation.solver=exact", "discriminators.count=16"], "aggregation.solver=exact"),
 ])
 def test_impossible_values_are_rejected(override, needle):
     cfg = compose(override)
