@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import gan_bench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 import pytest
 import torch
 
