@@ -89,7 +89,8 @@ class LossConfig:
 @dataclass
 class UnrollConfig:
     steps: int = 0
-    lr: float = 0.0  # 0 = the discriminator's learning rate
+    lr: float = 0.0  # step size of the unrolled updates (0 = the discriminator's learning rate)
+    method: str = "sgd"  # sgd | adam (D's own update rule, moments from D's optimizer state as in Metz et al.'s code)
 
 
 @dataclass
@@ -172,6 +173,7 @@ class EvalConfig:
     inception_weights: Optional[str] = None
     classifier: Optional[str] = None
     classifier_layer: str = "logits"
+    modes_min_count: int = 1  # samples a 2-D mode needs to count as covered (PacGAN: 20 of 2,500)
     cache_dir: Optional[str] = None
 
 
@@ -269,6 +271,8 @@ def validate(cfg: Any) -> None:
     _positive("regularizer.feature_matching", cfg.regularizer.feature_matching, strict=False)
     _positive("regularizer.historical_averaging", cfg.regularizer.historical_averaging, strict=False)
     _positive("regularizer.unroll.steps", cfg.regularizer.unroll.steps, strict=False)
+    _one_of("regularizer.unroll.method", cfg.regularizer.unroll.method, ("sgd", "adam"))
+    _positive("eval.modes_min_count", cfg.eval.modes_min_count)
     if cfg.regularizer.gp != "none" and (m.d_norm == "batch" or m.minibatch_discrimination.b > 0):
         raise ConfigError(f"regularizer.gp={cfg.regularizer.gp} needs each D output to depend on its own sample only; "
                           "model.d_norm=batch and minibatch discrimination mix the batch (use model.d_norm=layer or none)")

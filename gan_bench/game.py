@@ -47,6 +47,8 @@ class GANGame:
         self.fm, self.fm_only = reg.feature_matching, reg.feature_matching_only
         self.unroll_steps = reg.unroll.steps
         self.unroll_lr = reg.unroll.lr or cfg.optimizer.d.lr
+        self.unroll_method, self.unroll_betas = reg.unroll.method, tuple(cfg.optimizer.d.betas)
+        self.unroll_adam_state: dict | None = None  # torch.optim.Adam.state of D, set by the run
         self._params = {"G": list(G.parameters()) + list(aggregation.parameters()), "D": list(D.parameters())}
         self.hist = {}
         if reg.historical_averaging > 0:
@@ -160,7 +162,12 @@ class GANGame:
                 return self.d_loss_fn(self.D.functional(p, real_in.detach()), self.D.functional(p, fake_in),
                                       self.real_label).sum()
 
-            params = unrolled_params(d_loss, self.D.param_dict(), self.unroll_steps, self.unroll_lr)
+            d_params = self.D.param_dict()
+            adam_state = None
+            if self.unroll_method == "adam" and self.unroll_adam_state:
+                adam_state = {n: self.unroll_adam_state[p] for n, p in d_params.items() if p in self.unroll_adam_state}
+            params = unrolled_params(d_loss, d_params, self.unroll_steps, self.unroll_lr, method=self.unroll_method,
+                                     betas=self.unroll_betas, adam_state=adam_state)
             f = self.D.functional(params, fake_in, return_features=want_features)
             fake_logits, fake_feat = f if want_features else (f, None)
         l_k = self.g_loss_fn(fake_logits)

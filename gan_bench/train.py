@@ -78,6 +78,8 @@ class Run:
             self.opt = build_game_optimizer(cfg.optimizer, self.game, n_dis=cfg.train.n_dis)
         except ValueError as err:
             raise ConfigError(str(err)) from None
+        if cfg.regularizer.unroll.method == "adam" and cfg.optimizer.name == "adam":
+            self.game.unroll_adam_state = self.opt.optimizers["D"].state  # unroll with D's current Adam moments
         av = cfg.optimizer.averaging
         self.averages: dict[str, ParamAverage] = {}
         if av.ema > 0:
@@ -166,7 +168,8 @@ def _evaluator(run: Run):
     return Evaluator(list(cfg.eval.metrics), real=real, dataset_key=run.data.key, n_samples=cfg.eval.n_samples,
                      batch_size=cfg.eval.batch_size, device=run.device, cache_dir=cache,
                      inception_weights=cfg.eval.inception_weights, classifier_path=cfg.eval.classifier,
-                     classifier_layer=cfg.eval.classifier_layer, mode_centres=centres, mode_std=cfg.dataset.std)
+                     classifier_layer=cfg.eval.classifier_layer, mode_centres=centres, mode_std=cfg.dataset.std,
+                     modes_min_count=cfg.eval.modes_min_count)
 
 
 def evaluate(run: Run, evaluator: Any, logger: RunLogger | None, save_best: bool = True) -> list[dict]:

@@ -88,6 +88,7 @@ class Evaluator:
         kid_subset_size: int = 1000,
         split: str = "train",
         fast_cuda: bool = True,
+        modes_min_count: int = 1,
     ) -> None:
         unknown = [m for m in metrics if m not in METRICS]
         if unknown:
@@ -115,6 +116,7 @@ class Evaluator:
         self.fast_cuda = fast_cuda and self.device.type == "cuda"
         self.kid_subsets, self.kid_subset_size = kid_subsets, kid_subset_size
         self.mode_centres, self.mode_std = mode_centres, mode_std
+        self.modes_min_count = modes_min_count
         self.classifier_layer = classifier_layer
         self.resolution = f"{real.shape[-2]}x{real.shape[-1]}" if image_metrics else "points"
 

@@ -53,8 +53,9 @@ class MinibatchDiscrimination(nn.Module):
         if x.dim() != 2 or x.shape[1] != self.in_features:
             raise ValueError(f"expected features of shape [N, {self.in_features}], got {tuple(x.shape)}")
         m = (x @ self.T.reshape(self.in_features, -1)).reshape(x.shape[0], self.out_features, self.kernel_dim)
-        l1 = (m.unsqueeze(1) - m.unsqueeze(0)).abs().sum(dim=-1)  # [N, N, B]: ‖M_{i,b} − M_{j,b}‖₁
-        o = torch.exp(-l1).sum(dim=1)  # [N, B]
+        mt = m.transpose(0, 1)  # [B, N, C]
+        l1 = torch.cdist(mt, mt, p=1)  # [B, N, N]: ‖M_{i,b} − M_{j,b}‖₁, without a [N, N, B, C] intermediate
+        o = torch.exp(-l1).sum(dim=2).T  # [N, B]
         return torch.cat([x, o], dim=1)
 
     def extra_repr(self) -> str:
