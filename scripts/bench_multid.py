@@ -51,6 +51,7 @@ from omegaconf import DictConfig
 from gan_bench.aggregation import MAX_EXACT_K
 from gan_bench.cli import conf_dir
 from gan_bench.config import register_configs
+from gan_bench.metrics.inception import tf32
 from gan_bench.ensemble import DiscriminatorEnsemble
 from gan_bench.game import Sample
 from gan_bench.models import build_discriminator
@@ -181,21 +182,10 @@ class Check:
     passed: bool
 
 
-@contextlib.contextmanager
-def full_precision() -> Iterator[None]:
-    """TF32 off (``Run`` turns it on for CUDA), so the check compares float32 results, not TF32 rounding."""
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
 def first_step_check(run: Run, loop: LoopReference, seed: int, tol: float) -> Check:
     """Run one iteration of each from the same RNG state (in float32); compare the K D losses and the
     K generator losses."""
-    with full_precision():
+    with tf32(run.device, False):  # compare float32 results, not TF32 rounding
         torch.manual_seed(seed)
         run.opt.step()
         vec_d, vec_g = run.game.last["d/loss"], run.game.last["g/l_k"]
