@@ -55,7 +55,8 @@ class GANGame:
             self.hist = {"G": HistoricalAverage(self._params["G"]), "D": HistoricalAverage(self._params["D"])}
         self.hist_weight = reg.historical_averaging
         self.iteration = 0
-        self.noise_set: torch.Tensor | None = None  # the fixed noise of the finite sum (SVRE)
+        self.noise_set: torch.Tensor | None = None  # the noise vectors of SVRE's finite sum
+        self.noise_set_size = 0
         self.last: dict[str, torch.Tensor] = {}  # detached per-evaluation statistics for logging
 
     # -- the Game protocol ----------------------------------------------------------------------------------
@@ -91,11 +92,16 @@ class GANGame:
         return -(-len(self.data) // self.batch_size)
 
     def enable_finite_sum(self, noise_set_size: int) -> None:
-        """Fix the finite sum of SVRE: the dataset paired with a fixed set of noise vectors."""
+        """SVRE's finite sum: the dataset paired with a set of noise vectors, drawn at each snapshot."""
         if self.data.streaming:
             raise ValueError("SVRE needs a finite sum held in memory: use dataset.in_memory=true")
-        n = noise_set_size or len(self.data)
-        self.noise_set = torch.randn(n, self.z_dim, device=self.device)
+        self.noise_set_size = noise_set_size or len(self.data)
+        self.resample_finite_sum()
+
+    def resample_finite_sum(self) -> None:
+        """Draw the n noise vectors of the finite sum (SVRE calls this at every snapshot)."""
+        if self.noise_set_size:
+            self.noise_set = torch.randn(self.noise_set_size, self.z_dim, device=self.device)
 
     def full_grad(self, names: Sequence[str]) -> Grads:
         """Mean gradient over the finite sum: data in order, example i paired with noise vector i mod n."""

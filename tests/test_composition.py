@@ -98,3 +98,22 @@ def test_mgd_direction_in_training_is_the_min_norm_point_of_the_per_d_gradients(
     ref = alpha @ rows
     torch.testing.assert_close(torch.cat([g.reshape(-1) for g in grads]), ref, atol=1e-6, rtol=1e-5)
     assert (alpha >= 0).all()
+
+
+def test_svre_redraws_the_noise_set_at_each_snapshot_and_mu_is_its_full_gradient():
+    run = Run(compose([*SMALL, "optimizer=svre", "optimizer.svre.refresh=epoch", "optimizer.svre.epoch_length=2",
+                       "optimizer.svre.noise_set=64"]), None)
+    run.opt.step()  # snapshot 1
+    first = run.game.noise_set.clone()
+    inner = run.opt
+    mu = [m.clone() for m in inner.mu["G"]]
+    moved = inner.save(tuple(run.game.players))
+    inner.restore(inner.snapshot)  # mu is the full gradient at the snapshot, over the current noise set
+    at_snapshot = run.game.full_grad(("G",))["G"]
+    for a, b in zip(mu, at_snapshot):
+        torch.testing.assert_close(a, b)
+    inner.restore(moved)
+    run.opt.step()
+    assert torch.equal(run.game.noise_set, first)  # same epoch
+    run.opt.step()  # snapshot 2
+    assert run.game.noise_set.shape == (64, 4) and not torch.equal(run.game.noise_set, first)

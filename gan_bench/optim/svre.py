@@ -63,8 +63,12 @@ class SVRE(Extragradient):
         self.since_refresh = 0
 
     def refresh_snapshot(self) -> None:
-        """``w_S <- w`` for all players and ``mu <- full_grad`` there."""
+        """``w_S <- w`` for all players and ``mu <- full_grad`` there. A game that draws part of its finite sum
+        at each snapshot (the GAN's noise set) exposes ``resample_finite_sum()``, called first."""
         players = tuple(self.game.players)
+        resample = getattr(self.game, "resample_finite_sum", None)
+        if resample is not None:
+            resample()
         self.snapshot = self.save(players)
         self.mu = clone_grads(self.game.full_grad(players))
         self._grad_evals += self.game.finite_sum_size * len(players)
