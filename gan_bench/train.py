@@ -2,6 +2,7 @@
 sample, evaluate, checkpoint → metrics.json."""
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -201,6 +202,15 @@ def evaluate(run: Run, evaluator: Any, logger: RunLogger | None, save_best: bool
     return results
 
 
+def _update_cost(run: Run) -> None:
+    """The cost figures derived from the run so far (the paper's Table 2 columns)."""
+    run.cost["peak_memory_mb"] = peak_memory_mb(run.device)
+    run.cost["seconds_per_iteration"] = run.elapsed / max(run.iteration, 1)
+    run.cost["grad_evals_per_iteration"] = run.grad_evals / max(run.iteration, 1)
+    if "fid" in run.best:
+        run.cost["wall_clock_to_best_fid_s"] = run.best["fid"]["wall_clock_s"]
+
+
 def write_metrics(run: Run, final: dict[str, float], evaluator: Any) -> dict:
     it_s = run.iteration / run.elapsed if run.elapsed > 0 else 0.0
     out = {
@@ -265,6 +275,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             if evaluator is not None and ((run.cfg.eval.every and it % run.cfg.eval.every == 0) or it == t.iterations):
                 evaluate(run, evaluator, logger)
             if it % t.checkpoint_every == 0 or it == t.iterations:
+                _update_cost(run)
                 run.save()
                 write_metrics(run, last, evaluator)
     except KeyboardInterrupt:  # the last periodic checkpoint is consistent; a half-done step is not saved
@@ -272,15 +283,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
         print(f"interrupted at iteration {run.iteration}; continue from the last checkpoint with: "
               f"gan-bench train resume={run_dir}", file=sys.stderr)
         raise
-    run.cost["peak_memory_mb"] = peak_memory_mb(run.device)
-    run.cost["seconds_per_iteration"] = run.elapsed / max(run.iteration, 1)
-    run.cost["grad_evals_per_iteration"] = run.grad_evals / max(run.iteration, 1)
-    if "fid" in run.best:
-        run.cost["wall_clock_to_best_fid_s"] = run.best["fid"]["wall_clock_s"]
     for k, v in run.cost.items():
         if isinstance(v, (int, float)):
             logger.tb.add_scalar(f"cost/{k}", v, run.iteration)
-    out = write_metrics(run, last, evaluator)
-    run.save()
     logger.close()
-    return out
+    return json.loads((run_dir / "metrics.json").read_text())
