@@ -196,3 +196,20 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
     with pytest.raises(CheckpointError):
         checkpoint.load_checkpoint(tmp_path / "missing.pt")
+
+
+def test_multirun_sweep_then_report(tmp_path):
+    """`gan-bench train -m` writes multirun/.../N/ folders and `gan-bench report` tabulates them by the swept key."""
+    sweep = tmp_path / "sweep"
+    r = cli("train", "-m", "aggregation=avg,hv", "train.seed=1,2", "discriminators.count=2", "train.iterations=2",
+            "eval.metrics=[modes]", "eval.n_samples=200", "eval.generators=[raw]", "dataset=ring8", "model=mlp", *POINTS,
+            f"hydra.sweep.dir={sweep}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
+    for n in "0123":
+        assert (sweep / n / "metrics.json").is_file() and (sweep / n / ".hydra" / "overrides.yaml").is_file()
+    r = cli("report", str(sweep), "--format", "csv")
+    assert r.returncode == 0, r.stderr[-2000:]
+    rows = [line for line in r.stdout.splitlines() if line.strip()]
+    assert len(rows) == 3, r.stdout  # header + one row per aggregation
+    assert rows[1].startswith("avg") and rows[2].startswith("hv")
