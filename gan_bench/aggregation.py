@@ -99,7 +99,7 @@ class GMAN(Aggregation):
         self._check_losses(losses)
         scale = float(losses.numel()) if self.reduction == "sum" else 1.0
         total, weights = softmax_mean(losses, self.lam, scale)
-        return total, {"weights": weights.detach(), "lam": losses.new_tensor(self.lam)}
+        return total, {"weights": weights.detach(), "lam": losses.detach().new_full((), self.lam)}
 
 
 class GMANAuto(Aggregation):

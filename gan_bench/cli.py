@@ -99,6 +99,8 @@ def train_main(args: list[str]) -> int:
         fresh = _is_fresh(run_dir) and cfg.resume in (None, "", "false", "False")
         try:
             out = train(cfg, run_dir)
+        except KeyboardInterrupt:
+            sys.exit(130)  # train() said where the run stands
         except GanBenchError as err:
             if fresh:  # leave no half-made run folder behind
                 shutil.rmtree(run_dir, ignore_errors=True)

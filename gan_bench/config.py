@@ -272,6 +272,8 @@ def validate(cfg: Any) -> None:
     _positive("regularizer.historical_averaging", cfg.regularizer.historical_averaging, strict=False)
     _positive("regularizer.unroll.steps", cfg.regularizer.unroll.steps, strict=False)
     _one_of("regularizer.unroll.method", cfg.regularizer.unroll.method, ("sgd", "adam"))
+    _positive("regularizer.unroll.lr", cfg.regularizer.unroll.lr, strict=False)
+    _positive("optimizer.svre.noise_set", cfg.optimizer.svre.noise_set, strict=False)
     _positive("eval.modes_min_count", cfg.eval.modes_min_count)
     if cfg.regularizer.gp != "none" and (m.d_norm == "batch" or m.minibatch_discrimination.b > 0):
         raise ConfigError(f"regularizer.gp={cfg.regularizer.gp} needs each D output to depend on its own sample only; "

@@ -51,7 +51,10 @@ def eval_main(args: list[str]) -> int:
     evaluator = _evaluator(run)
     results = evaluate(run, evaluator, None, save_best=False)
     metrics_path = run_dir / "metrics.json"
-    record = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    try:
+        record = json.loads(metrics_path.read_text()) if metrics_path.is_file() else {}
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{metrics_path} is corrupt ({err}); move it away to start a new one") from None
     for r in results:
         r["source"] = f"gan-bench eval {target}"
     record.setdefault("eval", []).extend(results)

@@ -17,6 +17,7 @@ import torch.nn as nn
 from gan_bench import losses as L
 from gan_bench.aggregation import Aggregation, per_loss_grads
 from gan_bench.ensemble import DiscriminatorEnsemble
+from gan_bench.errors import ConfigError
 from gan_bench.regularizers import HistoricalAverage, InstanceNoise, gradient_penalty
 from gan_bench.unrolled import unrolled_params
 
@@ -48,7 +49,7 @@ class GANGame:
         self.unroll_steps = reg.unroll.steps
         self.unroll_lr = reg.unroll.lr or cfg.optimizer.d.lr
         self.unroll_method, self.unroll_betas = reg.unroll.method, tuple(cfg.optimizer.d.betas)
-        self.unroll_adam_state: dict | None = None  # torch.optim.Adam.state of D, set by the run
+        self.unroll_optimizer: torch.optim.Optimizer | None = None  # D's Adam, whose moments the unroll starts from
         self._params = {"G": list(G.parameters()) + list(aggregation.parameters()), "D": list(D.parameters())}
         self.hist = {}
         if reg.historical_averaging > 0:
@@ -94,9 +95,8 @@ class GANGame:
     def enable_finite_sum(self, noise_set_size: int) -> None:
         """SVRE's finite sum: the dataset paired with a set of noise vectors, drawn at each snapshot."""
         if self.data.streaming:
-            raise ValueError("SVRE needs a finite sum held in memory: use dataset.in_memory=true")
-        self.noise_set_size = noise_set_size or len(self.data)
-        self.resample_finite_sum()
+            raise ConfigError("optimizer.update=svre needs a finite sum held in memory: use dataset.in_memory=true")
+        self.noise_set_size = noise_set_size or len(self.data)  # drawn by SVRE's first snapshot
 
     def resample_finite_sum(self) -> None:
         """Draw the n noise vectors of the finite sum (SVRE calls this at every snapshot)."""
@@ -170,8 +170,9 @@ class GANGame:
 
             d_params = self.D.param_dict()
             adam_state = None
-            if self.unroll_method == "adam" and self.unroll_adam_state:
-                adam_state = {n: self.unroll_adam_state[p] for n, p in d_params.items() if p in self.unroll_adam_state}
+            state = self.unroll_optimizer.state if self.unroll_optimizer is not None else None  # read now: resume
+            if self.unroll_method == "adam" and state:  # replaces the optimizer's state dict
+                adam_state = {n: state[p] for n, p in d_params.items() if p in state}
             params = unrolled_params(d_loss, d_params, self.unroll_steps, self.unroll_lr, method=self.unroll_method,
                                      betas=self.unroll_betas, adam_state=adam_state)
             f = self.D.functional(params, fake_in, return_features=want_features)
@@ -214,6 +215,7 @@ class GANGame:
 
     def load_state_dict(self, sd: dict) -> None:
         self.iteration = sd["iteration"]
-        self.noise_set = sd["noise_set"]
+        ns = sd["noise_set"]
+        self.noise_set = None if ns is None else ns.to(self.device)
         for k, h in self.hist.items():
             h.load_state_dict(sd["hist"][k])

@@ -70,8 +70,11 @@ class Run:
                                              spectral_norm=cfg.model.spectral_norm).to(self.device)
         a, K = cfg.aggregation, cfg.discriminators.count
         solver = a.solver if a.solver != "auto" else ("exact" if K <= MAX_EXACT_K else "frank_wolfe")
-        self.agg = build_aggregation(a.name, reduction=a.reduction, lam=a.lam, delta=a.delta, eps=a.eps,
-                                     normalize=a.normalize, solver=solver, max_iter=a.max_iter, k=K).to(self.device)
+        try:
+            self.agg = build_aggregation(a.name, reduction=a.reduction, lam=a.lam, delta=a.delta, eps=a.eps,
+                                         normalize=a.normalize, solver=solver, max_iter=a.max_iter, k=K).to(self.device)
+        except ValueError as err:
+            raise ConfigError(f"aggregation: {err}") from None
         self.game = GANGame(self.G, self.D, self.agg, self.data, cfg, self.device)
         if cfg.optimizer["update"] == "svre":
             self.game.enable_finite_sum(cfg.optimizer.svre.noise_set)
@@ -80,7 +83,7 @@ class Run:
         except ValueError as err:
             raise ConfigError(str(err)) from None
         if cfg.regularizer.unroll.method == "adam" and cfg.optimizer.name == "adam":
-            self.game.unroll_adam_state = self.opt.optimizers["D"].state  # unroll with D's current Adam moments
+            self.game.unroll_optimizer = self.opt.optimizers["D"]  # unroll with D's current Adam moments
         av = cfg.optimizer.averaging
         self.averages: dict[str, ParamAverage] = {}
         if av.ema > 0:
@@ -91,7 +94,6 @@ class Run:
         self.fixed_z = torch.randn(cfg.train.n_grid, cfg.model.z_dim, generator=g).to(self.device)
         self.iteration = 0
         self.elapsed = 0.0  # training wall clock, summed over (re)starts
-        self.grad_evals = 0
         self.history: list[dict] = []  # evaluation results
         self.best: dict[str, Any] = {}
         self.cost: dict[str, Any] = {
@@ -106,7 +108,7 @@ class Run:
     # -- checkpoints -------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
         return {
-            "iteration": self.iteration, "elapsed": self.elapsed, "grad_evals": self.grad_evals,
+            "iteration": self.iteration, "elapsed": self.elapsed,
             "G": self.G.state_dict(), "D": self.D.state_dict(), "aggregation": self.agg.state_dict(),
             "optimizer": self.opt.state_dict(), "game": self.game.state_dict(),
             "averages": {k: a.state_dict() for k, a in self.averages.items()},
@@ -123,10 +125,14 @@ class Run:
         self.game.load_state_dict(sd["game"])
         for k, a in self.averages.items():
             a.load_state_dict(sd["averages"][k])
-        self.iteration, self.elapsed, self.grad_evals = sd["iteration"], sd["elapsed"], sd["grad_evals"]
+        self.iteration, self.elapsed = sd["iteration"], sd["elapsed"]
         self.history, self.best = sd["history"], sd["best"]
         self.cost.update({k: v for k, v in sd["cost"].items() if k.startswith("flops")})
         set_rng_state(sd["rng"])
+
+    @property
+    def grad_evals(self) -> int:
+        return self.opt.grad_evals
 
     def save(self) -> None:
         save_checkpoint(self.run_dir / "checkpoints" / "last.pt", self.state_dict())
@@ -156,7 +162,7 @@ def _evaluator(run: Run):
     if run.data.kind == "points":
         real = run.data.x
     elif not run.data.streaming:
-        real = torch.cat(list(run.data.chunks(1024)))
+        real = run.data.x  # uint8, converted per batch by the evaluator (no float copy of the whole set)
     else:  # a streamed set: its first eval.n_samples images are the reference
         chunks, n = [], 0
         for c in run.data.chunks(cfg.eval.batch_size):
@@ -175,7 +181,7 @@ def _evaluator(run: Run):
 
 def evaluate(run: Run, evaluator: Any, logger: RunLogger | None, save_best: bool = True) -> list[dict]:
     """The configured metrics for the raw G and each averaged G; best FID tracked with its iteration and time."""
-    results = []
+    results, improved = [], False
     for which in run.cfg.eval.generators:
         if which != "raw" and which not in run.averages:
             continue
@@ -195,8 +201,9 @@ def evaluate(run: Run, evaluator: Any, logger: RunLogger | None, save_best: bool
             v = values.get(key)
             if v is not None and math.isfinite(v) and (key not in run.best or v < run.best[key]["value"]):
                 run.best[key] = {"value": v, "iteration": run.iteration, "wall_clock_s": run.elapsed, "generator": which}
-                if save_best and key == ("fid" if "fid" in values else "fid_classifier"):
-                    save_checkpoint(run.run_dir / "checkpoints" / "best.pt", run.state_dict())
+                improved |= key == ("fid" if "fid" in values else "fid_classifier")
+    if save_best and improved:  # once, after every generator's entry is in the history
+        save_checkpoint(run.run_dir / "checkpoints" / "best.pt", run.state_dict())
     if logger is not None:
         logger.text("eval/protocol", str(evaluator.protocol), run.iteration)
     return results
@@ -215,7 +222,7 @@ def write_metrics(run: Run, final: dict[str, float], evaluator: Any) -> dict:
     it_s = run.iteration / run.elapsed if run.elapsed > 0 else 0.0
     out = {
         "name": run.cfg.name, "iterations": run.iteration, "wall_clock_s": run.elapsed,
-        "iterations_per_s": it_s, "seconds_per_iteration": 1 / it_s if it_s else None,
+        "iterations_per_s": it_s,
         "grad_evals": run.grad_evals, "final": final, "cost": run.cost, "eval": run.history, "best": run.best,
         "protocol": getattr(evaluator, "protocol", {}) if evaluator is not None else {},
         "unavailable": getattr(evaluator, "unavailable", {}) if evaluator is not None else {},
@@ -236,6 +243,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     if resume:
         src = Path(cfg.resume) if cfg.resume not in ("true", "True") else run_dir
         sd = load_checkpoint(src)  # clear errors for missing / truncated / corrupt files, before building anything
+        check_compatible(sd["config"], OmegaConf.to_container(cfg, resolve=True), sd["path"])
     run = Run(cfg, run_dir)
     if sd is not None:
         run.load_state_dict(sd)
@@ -248,7 +256,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
     try:
         while run.iteration < t.iterations:
             t0 = time.perf_counter()
-            if t.measure_flops and "flops_per_iteration" not in run.cost:
+            # FLOPs of one iteration, counted on the second (the first one of SVRE also takes the snapshot's
+            # full gradient); the counted iteration runs slowly and is left out of the wall clock
+            measure = (t.measure_flops and "flops_per_iteration" not in run.cost
+                       and (run.iteration >= 1 or t.iterations == 1))
+            if measure:
                 info, run.cost["flops_per_iteration"] = count_flops(run.opt.step)
             else:
                 info = run.opt.step()
@@ -256,11 +268,15 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             run.iteration += 1
             for a in run.averages.values():
                 a.update(run.iteration)
-            run.grad_evals += int(info.get("grad_evals", 0))
-            if run.device.type == "cuda" and run.iteration % t.log_every == 0:
-                torch.cuda.synchronize(run.device)
-            run.elapsed += time.perf_counter() - t0
             it = run.iteration
+            eval_due = evaluator is not None and ((run.cfg.eval.every and it % run.cfg.eval.every == 0)
+                                                  or it == t.iterations)
+            boundary = (it % t.log_every == 0 or it % t.sample_every == 0 or it % t.checkpoint_every == 0
+                        or eval_due or it == t.iterations)
+            if run.device.type == "cuda" and boundary:  # queued GPU work belongs to the training time
+                torch.cuda.synchronize(run.device)
+            if not measure:
+                run.elapsed += time.perf_counter() - t0
             values = None
             if it % t.log_every == 0 or it == t.iterations:
                 values = scalars(run.game.last)
@@ -272,7 +288,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             if it % t.sample_every == 0 or it == t.iterations:
                 save_samples(run.samples("raw", run.fixed_z), run_dir / "samples" / f"iter_{it:07d}.png", logger.tb, it,
                              real_points)
-            if evaluator is not None and ((run.cfg.eval.every and it % run.cfg.eval.every == 0) or it == t.iterations):
+            if eval_due:
                 evaluate(run, evaluator, logger)
             if it % t.checkpoint_every == 0 or it == t.iterations:
                 _update_cost(run)
@@ -280,8 +296,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
                 write_metrics(run, last, evaluator)
     except KeyboardInterrupt:  # the last periodic checkpoint is consistent; a half-done step is not saved
         logger.close()
-        print(f"interrupted at iteration {run.iteration}; continue from the last checkpoint with: "
-              f"gan-bench train resume={run_dir}", file=sys.stderr)
+        hint = (f"; continue from the last checkpoint with: gan-bench train resume={run_dir}" if ckpt.exists()
+                else "; no checkpoint had been written yet")
+        print(f"interrupted at iteration {run.iteration}{hint}", file=sys.stderr)
         raise
     for k, v in run.cost.items():
         if isinstance(v, (int, float)):

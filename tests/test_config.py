@@ -63,6 +63,8 @@ def test_discriminators_by_group_and_by_count():
     (["loss=hinge", "loss.real_label=0.9"], "one-sided label smoothing"),
     (["regularizer.gp=wgan_gp", "model.d_norm=batch"], "regularizer.gp=wgan_gp"),
     (["aggregation=mgd", "aggregation.solver=exact", "discriminators.count=16"], "aggregation.solver=exact"),
+    (["regularizer.unroll.lr=-1"], "regularizer.unroll.lr"),
+    (["optimizer.svre.noise_set=-5"], "optimizer.svre.noise_set"),
 ])
 def test_impossible_values_are_rejected(override, needle):
     cfg = compose(override)
@@ -111,3 +113,19 @@ def test_help_lists_commands_and_groups():
     assert r.returncode == 0
     for g in ("dataset:", "aggregation:", "optimizer:", "hv", "cifar10_64", "experiment:"):
         assert g in r.stdout
+
+
+def test_errors_found_while_building_are_config_errors(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from gan_bench.errors import ConfigError
+    from gan_bench.train import Run
+
+    with pytest.raises(ConfigError, match="aggregation"):
+        Run(compose(["aggregation=gman", "aggregation.lam=-1"]), None)
+    for i in range(4):
+        Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    with pytest.raises(ConfigError, match="optimizer.update=svre needs a finite sum held in memory"):
+        Run(compose(["optimizer=svre", "dataset=image_folder", f"dataset.root={tmp_path}", "dataset.resolution=8",
+                     "train.batch_size=2"]), None)

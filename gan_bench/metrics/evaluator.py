@@ -63,7 +63,7 @@ def _load_features(path: Path) -> torch.Tensor | None:
 class Evaluator:
     """Computes the requested metrics of ``sample_fn(n) -> samples in [-1, 1]`` against ``real``.
 
-    ``real``: images NCHW in [-1, 1] (FID, IS, KID, PR, classifier FID); the modes metric does not use it (points
+    ``real``: images NCHW in [-1, 1] or uint8 in [0, 255] (converted per batch) (FID, IS, KID, PR, classifier FID); the modes metric does not use it (points
     ``[N, 2]`` or ``None`` are fine).
     ``__call__`` returns every key of :data:`METRICS` for the requested metrics; a metric listed in ``unavailable``
     (e.g. IS with converted weights) has ``None`` values. ``protocol[metric]`` records how each was computed.
@@ -140,7 +140,8 @@ class Evaluator:
     # ------------------------------------------------------------------ real data
     def _real_batches(self, real: torch.Tensor):
         for start in range(0, real.shape[0], self.batch_size):
-            yield start, real[start : start + self.batch_size].to(self.device)
+            x = real[start : start + self.batch_size].to(self.device)
+            yield start, x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x
 
     def _pool3(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         x = to_inception_input(images)
