@@ -59,6 +59,7 @@ class GANGame:
         self.noise_set: torch.Tensor | None = None  # the noise vectors of SVRE's finite sum
         self.noise_set_size = 0
         self.last: dict[str, torch.Tensor] = {}  # detached per-evaluation statistics for logging
+        self.record = True  # compute the logging-only statistics (norms, accuracies); the loop sets it per iteration
 
     # -- the Game protocol ----------------------------------------------------------------------------------
     def params(self, name: str) -> list[torch.Tensor]:
@@ -108,6 +109,7 @@ class GANGame:
         assert self.noise_set is not None, "enable_finite_sum() first"
         total: Grads | None = None
         n, N = len(self.noise_set), len(self.data)
+        record, self.record = self.record, False  # no logging statistics for the full pass
         for i, start in enumerate(range(0, N, self.batch_size)):
             idx = torch.arange(start, min(start + self.batch_size, N), device=self.device)
             s = Sample(self.data.get(idx), self.noise_set[idx % n], seed=i)
@@ -119,6 +121,7 @@ class GANGame:
                 for k in g:
                     for acc, t in zip(total[k], g[k]):
                         acc.add_(t, alpha=w)
+        self.record = record
         return total  # type: ignore[return-value]
 
     # -- the field -------------------------------------------------------------------------------------------
@@ -153,10 +156,12 @@ class GANGame:
             if "D" in self.hist:
                 loss = loss + self.hist_weight * self.hist["D"].penalty().sum()
             out["D"] = list(torch.autograd.grad(loss, self._params["D"], retain_graph=need_g))
-            # per-discriminator gradient norms: the stacked parameters carry D_k in slice k
-            self.last["grad_norm/D"] = torch.stack([g.detach().flatten(1).pow(2).sum(1) for g in out["D"]]).sum(0).sqrt()
-            acc_r, acc_f = L.d_accuracy(real_logits.detach(), fake_logits.detach())
-            self.last.update({"d/loss": d_losses.detach(), "d/acc_real": acc_r, "d/acc_fake": acc_f})
+            if self.record:  # per-discriminator gradient norms: the stacked parameters carry D_k in slice k
+                self.last["grad_norm/D"] = torch.stack([g.detach().flatten(1).pow(2).sum(1) for g in out["D"]]).sum(0).sqrt()
+            self.last["d/loss"] = d_losses.detach()
+            if self.record:
+                acc_r, acc_f = L.d_accuracy(real_logits.detach(), fake_logits.detach())
+                self.last.update({"d/acc_real": acc_r, "d/acc_fake": acc_f})
         if need_g:
             out["G"] = self._g_grad(real_in, fake_in, real_logits, real_feat, fake_logits if shared else None, fake_feat)
         return out
@@ -200,7 +205,8 @@ class GANGame:
                 loss = loss + self.hist_weight * self.hist["G"].penalty()
             grads = list(torch.autograd.grad(loss, params))
         self.last.update({f"agg/{k}": v.detach() for k, v in logs.items()})
-        self.last["grad_norm/G"] = torch.stack([g.detach().pow(2).sum() for g in grads]).sum().sqrt()
+        if self.record:
+            self.last["grad_norm/G"] = torch.stack([g.detach().pow(2).sum() for g in grads]).sum().sqrt()
         return grads
 
     def after_step(self) -> None:

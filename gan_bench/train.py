@@ -258,6 +258,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict:
             t0 = time.perf_counter()
             # FLOPs of one iteration, counted on the second (the first one of SVRE also takes the snapshot's
             # full gradient); the counted iteration runs slowly and is left out of the wall clock
+            nxt = run.iteration + 1
+            run.game.record = nxt % t.log_every == 0 or nxt == t.iterations  # logging statistics only when logged
             measure = (t.measure_flops and "flops_per_iteration" not in run.cost
                        and (run.iteration >= 1 or t.iterations == 1))
             if measure:

@@ -117,3 +117,16 @@ def test_svre_redraws_the_noise_set_at_each_snapshot_and_mu_is_its_full_gradient
     assert torch.equal(run.game.noise_set, first)  # same epoch
     run.opt.step()  # snapshot 2
     assert run.game.noise_set.shape == (64, 4) and not torch.equal(run.game.noise_set, first)
+
+
+def test_logging_statistics_only_when_recorded():
+    run = Run(compose([*SMALL, "discriminators.count=2"]), None)
+    s = run.game.sample()
+    run.game.record = False
+    run.game.last.clear()
+    run.game.grad(("G", "D"), s)
+    assert "d/loss" in run.game.last and "g/l_k" in run.game.last
+    assert not {"grad_norm/D", "grad_norm/G", "d/acc_real"} & set(run.game.last)
+    run.game.record = True
+    run.game.grad(("G", "D"), s)
+    assert run.game.last["grad_norm/D"].shape == (2,) and run.game.last["grad_norm/G"] > 0
