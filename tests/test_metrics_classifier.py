@@ -37,7 +37,7 @@ def lenet(digits, tmp_path_factory):
         model, acc = train_classifier(x[train], y[train], x[test], y[test], "lenet", epochs=6, batch_size=64, lr=3e-3)
     finally:
         torch.set_num_threads(threads)
-    path = save_classifier(tmp_path_factory.mktemp("clf") / "lenet.pt", model, {"accuracy": acc, "dataset": "digits"})
+    path = save_classifier(tmp_path_factory.mktemp("clf") / "lenet.pt", model, {"test_accuracy": acc, "dataset": "digits"})
     return model, acc, path
 
 
@@ -50,7 +50,7 @@ def test_lenet_learns_digits(lenet) -> None:
 def test_save_load_round_trip(lenet, digits) -> None:
     model, acc, path = lenet
     loaded, meta = load_classifier(path)
-    assert meta["arch"] == "lenet" and meta["accuracy"] == acc and meta["in_channels"] == 1
+    assert meta["arch"] == "lenet" and meta["test_accuracy"] == acc and meta["in_channels"] == 1
     x = digits[0][:16]
     torch.testing.assert_close(classifier_features(loaded, x), classifier_features(model, x))
     log_probs = classifier_features(loaded, x, "logits")
@@ -112,6 +112,7 @@ def test_evaluator_classifier_fid_matches_reference_and_caches(lenet, digits, tm
     assert set(result) == {"fid_classifier"}
     assert result["fid_classifier"] == pytest.approx(reference_classifier_fid(model, real, fake_pool), rel=1e-4)
     assert evaluator.protocol["fid_classifier"]["n_real"] == 600
+    assert evaluator.protocol["fid_classifier"]["test_accuracy"] == lenet[1]  # as `gan-bench classifier train` stores it
     assert len(list(tmp_path.glob("stats-digits-*classifier_lenet_logits*.npz"))) == 1
     cursor[0] = 0  # a second evaluator reads the cached real statistics and agrees
     assert Evaluator(["fid_classifier"], **kwargs)(sample_fn) == pytest.approx(result)

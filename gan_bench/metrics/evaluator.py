@@ -214,7 +214,7 @@ class Evaluator:
         self.classifier_stats = (mu, sigma)
         self.protocol["fid_classifier"] = {
             "n_real": real.shape[0], "n_fake": self.n_samples, "split": self.split, "classifier": str(path),
-            "classifier_sha256": digest, "arch": meta["arch"], "test_accuracy": meta.get("accuracy"),
+            "classifier_sha256": digest, "arch": meta["arch"], "test_accuracy": meta.get("test_accuracy"),
             "layer": self.classifier_layer, "real_stats": str(stats_path),
         }
 
