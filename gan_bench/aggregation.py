@@ -189,11 +189,20 @@ def per_loss_grads(losses: Tensor, params: list[Tensor], retain_graph: bool = Fa
     Parameters that no loss depends on get zero columns. ``retain_graph=True`` keeps the graph alive."""
     if losses.ndim != 1 or losses.numel() == 0:
         raise ValueError(f"losses must be a non-empty 1-D tensor of shape [K], got shape {tuple(losses.shape)}.")
+    eye = torch.eye(losses.numel(), dtype=losses.dtype, device=losses.device)
+    return batched_vjp_rows(losses, eye, params, retain_graph=retain_graph)
+
+
+def batched_vjp_rows(output: Tensor, cotangents: Tensor, params: list[Tensor], retain_graph: bool = False) -> Tensor:
+    """``[K, P]``: row k = ``cotangents[k]`` pulled back from ``output`` to ``params`` (flattened, concatenated),
+    the K vector-Jacobian products in one batched backward pass. With ``output`` = the generator's images and
+    ``cotangents[k]`` = d l_k / d images, the rows are the K generators' gradients of MGD."""
     if len(params) == 0:
         raise ValueError("params is empty: pass the generator's parameters.")
-    k = losses.numel()
-    eye = torch.eye(k, dtype=losses.dtype, device=losses.device)
-    grads = torch.autograd.grad(losses, params, grad_outputs=eye, is_grads_batched=True,
+    if cotangents.shape[1:] != output.shape:
+        raise ValueError(f"cotangents must have shape [K, *{tuple(output.shape)}], got {tuple(cotangents.shape)}.")
+    k = cotangents.shape[0]
+    grads = torch.autograd.grad(output, params, grad_outputs=cotangents, is_grads_batched=True,
                                 retain_graph=retain_graph, allow_unused=True)
     rows = [g.reshape(k, -1) if g is not None else p.new_zeros(k, p.numel()) for g, p in zip(grads, params)]
     return torch.cat(rows, dim=1)

@@ -21,7 +21,13 @@ def _key(name: str) -> str:
 
 
 class DiscriminatorEnsemble(nn.Module):
-    """``d(x) -> logits [K, B]`` for K discriminators on the same batch x [B, ...]."""
+    """``d(x) -> logits [K, B]`` for K discriminators on the same batch x [B, ...].
+
+    ``d(x_k, per_member=True)`` takes one batch per discriminator, x_k [K, B, ...] (D_k sees x_k[k]). With
+    x_k = x.expand(K, ...), the gradient of ``logits.sum()`` w.r.t. x_k holds ∇_x of each D_k's own term in
+    slice k: K input-gradients from ONE backward pass, where a shared x would need K backward passes
+    (each through all K discriminators) to keep them apart.
+    """
 
     def __init__(self, modules: Sequence[nn.Module], spectral_norm: bool = False):
         super().__init__()
@@ -29,6 +35,7 @@ class DiscriminatorEnsemble(nn.Module):
             raise ValueError("an ensemble needs at least one discriminator")
         params, buffers = stack_module_state(list(modules))
         self.count = len(modules)
+        self.per_member_inputs = True  # forward(x_k, per_member=True) is supported
         self.param_names = list(params)
         self.buffer_names = list(buffers)
         self.stacked = nn.ParameterDict({_key(n): nn.Parameter(p.detach().clone()) for n, p in params.items()})
@@ -75,11 +82,16 @@ class DiscriminatorEnsemble(nn.Module):
             out[name] = w / sigma.view(-1, *([1] * (w.dim() - 1)))
         return out
 
-    def functional(self, params: dict[str, torch.Tensor], x: torch.Tensor, return_features: bool = False):
+    def functional(self, params: dict[str, torch.Tensor], x: torch.Tensor, return_features: bool = False,
+                   per_member: bool = False):
         """Pure form for given stacked parameters (e.g. unrolled ones); spectral-norm vectors are not updated."""
-        return self(x, return_features=return_features, params=params)
+        return self(x, return_features=return_features, params=params, per_member=per_member)
 
-    def forward(self, x: torch.Tensor, return_features: bool = False, params: dict[str, torch.Tensor] | None = None):
+    def forward(self, x: torch.Tensor, return_features: bool = False, params: dict[str, torch.Tensor] | None = None,
+                per_member: bool = False):
+        if per_member and (x.dim() < 2 or x.shape[0] != self.count):
+            raise ValueError(f"per_member=True needs one batch per discriminator, x of shape [{self.count}, B, ...]; "
+                             f"got {tuple(x.shape)}")
         own = params is None
         p = self.param_dict() if own else params
         weights = self._spectral(p, update=self.training and own)
@@ -88,7 +100,7 @@ class DiscriminatorEnsemble(nn.Module):
         def one(pp, b, inp):
             return functional_call(base, (pp, b), (inp,), {"return_features": return_features})
 
-        return vmap(one, in_dims=(0, 0, None))(weights, self.buffer_dict(), x)
+        return vmap(one, in_dims=(0, 0, 0 if per_member else None))(weights, self.buffer_dict(), x)
 
     def unstack(self, k: int, template: nn.Module) -> nn.Module:
         """The k-th discriminator as a plain module (spectral norm folded into its weights)."""

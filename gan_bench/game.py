@@ -15,7 +15,7 @@ import torch
 import torch.nn as nn
 
 from gan_bench import losses as L
-from gan_bench.aggregation import Aggregation, per_loss_grads
+from gan_bench.aggregation import Aggregation, batched_vjp_rows, per_loss_grads
 from gan_bench.ensemble import DiscriminatorEnsemble
 from gan_bench.errors import ConfigError
 from gan_bench.regularizers import HistoricalAverage, InstanceNoise, gradient_penalty
@@ -141,9 +141,12 @@ class GANGame:
             real_logits, real_feat = r if want_features else (r, None)
         fake_in = self._inputs(fake if need_g else fake.detach())
         shared = need_g and self.unroll_steps == 0
+        # MGD: each D gets its own view of the fakes, so that one backward gives every d l_k / d x apart
+        fake_k = fake_in.unsqueeze(0).expand(self.D.count, *fake_in.shape) if shared and self.agg.needs_grads else None
         fake_logits = fake_feat = None
         if need_d or shared:
-            f = self.D(fake_in if shared else fake_in.detach(), return_features=want_features and shared)
+            x = fake_k if fake_k is not None else fake_in if shared else fake_in.detach()
+            f = self.D(x, return_features=want_features and shared, per_member=fake_k is not None)
             fake_logits, fake_feat = f if (want_features and shared) else (f, None)
         if need_d:
             d_losses = self.d_loss_fn(real_logits, fake_logits, self.real_label)
@@ -163,10 +166,11 @@ class GANGame:
                 acc_r, acc_f = L.d_accuracy(real_logits.detach(), fake_logits.detach())
                 self.last.update({"d/acc_real": acc_r, "d/acc_fake": acc_f})
         if need_g:
-            out["G"] = self._g_grad(real_in, fake_in, real_logits, real_feat, fake_logits if shared else None, fake_feat)
+            out["G"] = self._g_grad(real_in, fake_in, real_logits, real_feat, fake_logits if shared else None, fake_feat,
+                                    fake_k)
         return out
 
-    def _g_grad(self, real_in, fake_in, real_logits, real_feat, fake_logits, fake_feat) -> list[torch.Tensor]:
+    def _g_grad(self, real_in, fake_in, real_logits, real_feat, fake_logits, fake_feat, fake_k=None) -> list[torch.Tensor]:
         want_features = self.fm > 0
         if fake_logits is None:  # unrolled: G's loss against D after k differentiable steps
             def d_loss(p: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -191,7 +195,11 @@ class GANGame:
         params = self._params["G"]
         if self.agg.needs_grads:
             g_params = list(self.G.parameters())
-            rows = per_loss_grads(l_k, g_params)  # [K, P], one batched backward
+            if fake_k is not None:  # d l_k / d x from one backward through the Ds, then K batched VJPs through G
+                (cot,) = torch.autograd.grad(l_k.sum(), fake_k, retain_graph=True)
+                rows = batched_vjp_rows(fake_in, cot, g_params)  # [K, P]
+            else:  # unrolled Ds: K batched backwards through the whole graph
+                rows = per_loss_grads(l_k, g_params)
             direction, logs = self.agg.combine(rows)
             grads = list(torch.split(direction, [p.numel() for p in g_params]))
             grads = [g.view_as(p) for g, p in zip(grads, g_params)]

@@ -87,16 +87,31 @@ def test_label_smoothing_changes_only_the_discriminator_real_term():
     assert not torch.allclose(smooth, plain)
 
 
-def test_mgd_direction_in_training_is_the_min_norm_point_of_the_per_d_gradients():
+IMAGES = ["dataset=digits", "dataset.resolution=8", "model=dcgan_small", "model.g_width=8", "model.d_width=8",
+          "model.z_dim=8"]
+
+
+@pytest.mark.parametrize("extra", [[], ["regularizer.feature_matching=0.5"], IMAGES,
+                                   [*IMAGES, "regularizer.feature_matching=0.5", "discriminators.count=4"]],
+                         ids=["mlp", "mlp+fm", "dcgan", "dcgan+fm+k4"])
+def test_mgd_direction_in_training_is_the_min_norm_point_of_the_per_d_gradients(extra):
+    """The step gets d l_k / d x from one backward through the Ds and pulls the K cotangents back through G;
+    the reference differentiates each l_k through the whole graph (K backward passes through D and G)."""
     from gan_bench.aggregation import min_norm_point, per_loss_grads
 
-    run, s, grads = _g_grads(["aggregation=mgd", "discriminators.count=3"])
+    run, s, grads = _g_grads(["aggregation=mgd", "discriminators.count=3", *extra])
     fake = run.G(s.z)
-    l_k = run.game.g_loss_fn(run.D(fake))
+    logits, f_fake = run.D(fake, return_features=True)
+    l_k = run.game.g_loss_fn(logits)
+    if run.game.fm > 0:
+        _, f_real = run.D(s.real, return_features=True)
+        l_k = l_k + run.game.fm * (f_real.detach().mean(1) - f_fake.mean(1)).pow(2).sum(-1)
+    torch.testing.assert_close(run.game.last["g/l_k"], l_k.detach())
     rows = per_loss_grads(l_k, list(run.G.parameters()))
     alpha = min_norm_point(rows @ rows.T)
     ref = alpha @ rows
     torch.testing.assert_close(torch.cat([g.reshape(-1) for g in grads]), ref, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(run.game.last["agg/alpha"], alpha, atol=1e-5, rtol=1e-4)  # same Gram matrix
     assert (alpha >= 0).all()
 
 

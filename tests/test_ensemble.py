@@ -110,3 +110,50 @@ def test_flops_of_the_ensemble_equal_k_separate_discriminators():
     _, vec = count_flops(lambda: ens(x).sum().backward())
     _, loop = count_flops(lambda: sum(m(x).sum() for m in modules).backward())
     assert vec == loop > 0
+    # one input copy per discriminator (MGD, gradient penalties), input gradients included
+    xk = x.unsqueeze(0).expand(4, *x.shape).requires_grad_(True)
+    _, vec = count_flops(lambda: ens(xk, per_member=True).sum().backward())
+    xs = [x.clone().requires_grad_(True) for _ in modules]
+    _, loop = count_flops(lambda: sum(m(xi).sum() for m, xi in zip(modules, xs)).backward())
+    assert vec == loop > 0
+
+
+@pytest.mark.parametrize("kind", ["dcgan", "mlp", "dcgan_mbd"])
+def test_per_member_inputs_each_discriminator_sees_its_own_batch(kind):
+    torch.manual_seed(0)
+    modules = [_make(kind)() for _ in range(3)]
+    ref = [copy.deepcopy(m) for m in modules]
+    ens = DiscriminatorEnsemble(modules)
+    xs = torch.stack([_input(kind) for _ in range(3)])  # three different batches
+    out = ens(xs, per_member=True)
+    torch.testing.assert_close(out, torch.stack([m(x) for m, x in zip(ref, xs)]), atol=1e-5, rtol=0)
+    # one backward of the sum on x.expand(K, ...) separates the K input-gradients
+    x = _input(kind)
+    xk = x.unsqueeze(0).expand(3, *x.shape).requires_grad_(True)
+    (g,) = torch.autograd.grad(ens(xk, per_member=True).sum(), xk)
+    for i, m in enumerate(ref):
+        xi = x.clone().requires_grad_(True)
+        (gi,) = torch.autograd.grad(m(xi).sum(), xi)
+        torch.testing.assert_close(g[i], gi, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match=r"one batch per discriminator, x of shape \[3, B, \.\.\.\]"):
+        ens(x[:2], per_member=True)
+
+
+@pytest.mark.parametrize("kind", ["wgan_gp", "r1", "dragan"])
+def test_ensemble_penalty_one_backward_equals_k_batched_backwards(kind):
+    """The ensemble's per-member route and the generic is_grads_batched route give the same penalty and
+    the same gradients w.r.t. every discriminator's parameters."""
+    from gan_bench.regularizers import gradient_penalty
+
+    torch.manual_seed(1)
+    ens = DiscriminatorEnsemble([_make("dcgan")() for _ in range(3)])
+    real, fake = _input("dcgan"), _input("dcgan")
+    torch.manual_seed(5)
+    fast = gradient_penalty(ens, real, fake, kind)
+    torch.manual_seed(5)
+    slow = gradient_penalty(lambda x: ens(x), real, fake, kind)  # a plain callable: the generic route
+    torch.testing.assert_close(fast, slow, atol=1e-6, rtol=1e-5)
+    params = list(ens.param_dict().values())
+    grads = [torch.autograd.grad(pen.sum(), params, materialize_grads=True) for pen in (fast, slow)]
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-5)
