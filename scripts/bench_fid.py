@@ -9,10 +9,15 @@ upscaled to 32x32, or ``--real-stats FILE.npz``), so the two FID values should a
 
     PYTHONPATH=. python3 scripts/bench_fid.py --n 500                  # CPU smoke run
     PYTHONPATH=. python3 scripts/bench_fid.py --n 50000 --device cuda   # the real benchmark
+
+On CUDA the script also runs gan-bench's route in strict fp32 (no TF32, NCHW network) on the same samples and reports
+the time ratio, the largest pool3 difference on one batch and the FID's relative difference: gan-bench keeps TF32 and
+channels_last on only if that difference stays within 0.1 %.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import tempfile
 import time
@@ -96,6 +101,29 @@ def real_statistics(args, net, device: torch.device) -> tuple[np.ndarray, np.nda
     return mu, sigma
 
 
+def precision_check(args, net, generator, device, mu_real, sigma_real, fid_fast: float, fast_s: float) -> dict:
+    """gan-bench's route again in strict fp32 (TF32 off, NCHW network) on the same samples."""
+    strict = load_inception(args.inception_weights, device=device, channels_last=False)
+    probe = to_inception_input(make_sample_fn(generator, device, args.seed)(min(args.batch_size, args.n)).detach())
+    from gan_bench.metrics.inception import tf32
+
+    with torch.no_grad():
+        with tf32(device, True):
+            fast_feat, _ = net(probe.contiguous(memory_format=torch.channels_last))
+        with tf32(device, False):
+            strict_feat, _ = strict(probe)
+    sync(device)
+    start = time.perf_counter()
+    moments = inception_moments(sample_batches(make_sample_fn(generator, device, args.seed), args.n, args.batch_size),
+                                strict, device, tf32_on_cuda=False)
+    mean, covariance = moments.mean, moments.covariance  # (reading them waits for the device)
+    elapsed = time.perf_counter() - start
+    fid_fp32 = frechet_distance(mu_real, sigma_real, mean, covariance, device=device)
+    return {"fp32_features_s": elapsed, "speedup": elapsed / fast_s, "fid_fp32": fid_fp32,
+            "fid_rel_diff": abs(fid_fast - fid_fp32) / abs(fid_fp32),
+            "pool3_max_abs_diff": float((fast_feat - strict_feat).abs().max())}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=500, help="generated samples")
@@ -107,6 +135,9 @@ def main() -> None:
     parser.add_argument("--num-workers", type=int, default=min(8, os.cpu_count() or 1), help="pytorch-fid DataLoader")
     parser.add_argument("--workdir", default=None, help="where the PNGs and cached statistics go (default: temp)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--precision-check", choices=("auto", "on", "off"), default="auto",
+                        help="also time strict fp32 and compare the FID (auto: on CUDA only)")
+    parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the results as JSON")
     args = parser.parse_args()
     device = torch.device(args.device)
     args.workdir = args.workdir or tempfile.mkdtemp(prefix="bench_fid_")
@@ -123,6 +154,11 @@ def main() -> None:
                                                    args.batch_size), net, device)
     with ours("Fréchet distance"):
         fid_ours = frechet_distance(mu_real, sigma_real, moments.mean, moments.covariance, device=device)
+
+    precision = None
+    if args.precision_check == "on" or (args.precision_check == "auto" and device.type == "cuda"):
+        precision = precision_check(args, net, generator, device, mu_real, sigma_real, fid_ours,
+                                    ours.phases["sample + features + moments"])
 
     with theirs("load network"):
         state_dict = torch.load(net.weights.path, map_location="cpu", weights_only=True)
@@ -168,6 +204,17 @@ def main() -> None:
     print(f"speed-up (pytorch-fid route / gan-bench): {total_theirs / total_ours:.2f}x")
     print(f"FID gan-bench {fid_ours:.6f}  pytorch-fid route {fid_theirs:.6f}  "
           f"relative difference {abs(fid_ours - fid_theirs) / abs(fid_theirs):.2e}")
+    if precision is not None:
+        print(f"precision: strict fp32 NCHW features {precision['fp32_features_s']:.2f} s vs TF32 + channels_last "
+              f"{o['sample + features + moments']:.2f} s ({precision['speedup']:.2f}x); pool3 max |diff| "
+              f"{precision['pool3_max_abs_diff']:.2e}; FID fp32 {precision['fid_fp32']:.6f}, relative difference "
+              f"{precision['fid_rel_diff']:.2e} ({'within' if precision['fid_rel_diff'] <= 1e-3 else 'OUTSIDE'} 0.1 %)")
+    if args.json:
+        name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+        result = {"n": args.n, "device": name, "weights": str(net.weights.path.name), "gan_bench": o, "pytorch_fid": t,
+                  "total_gan_bench": total_ours, "total_pytorch_fid": total_theirs,
+                  "fid_gan_bench": fid_ours, "fid_pytorch_fid": fid_theirs, "precision": precision}
+        args.json.write_text(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":

@@ -87,8 +87,11 @@ def test_streaming_moments_reject_bad_features() -> None:
     moments.update(torch.zeros(3, 4))
     with pytest.raises(ValueError, match="dimension changed"):
         moments.update(torch.zeros(3, 5))
-    with pytest.raises(ValueError, match="NaN"):
-        moments.update(torch.full((2, 4), float("nan")))
+    moments.update(torch.full((2, 4), float("nan")))  # reported when the moments are read (no sync per batch)
+    moments.update(torch.ones(3, 4))  # a later finite batch does not hide it
+    for read in (lambda: moments.mean, lambda: moments.covariance, moments.numpy):
+        with pytest.raises(ValueError, match="NaN"):
+            read()
 
 
 def test_statistics_file_round_trip_and_pytorch_fid_format(tmp_path) -> None:

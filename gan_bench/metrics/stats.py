@@ -25,6 +25,7 @@ class StreamingMoments:
         self.n = 0
         self._mean: torch.Tensor | None = None
         self._m2: torch.Tensor | None = None
+        self._finite: torch.Tensor | None = None  # on the device; checked once, when the moments are read
 
     def update(self, features: torch.Tensor) -> None:
         """Merge a batch of rows ``features [B, d]`` into the running moments."""
@@ -35,8 +36,8 @@ class StreamingMoments:
         if features.shape[0] == 0:
             return
         x = features.to(device=self.device or features.device, dtype=torch.float64)
-        if not torch.isfinite(x).all():
-            raise MetricsError("features contain NaN or infinite values")
+        finite = torch.isfinite(x).all()  # no host sync per batch
+        self._finite = finite if self._finite is None else self._finite & finite
         n_b = x.shape[0]
         mean_b = x.mean(dim=0)
         centred = x - mean_b
@@ -50,10 +51,15 @@ class StreamingMoments:
         self._m2 = self._m2 + m2_b + torch.outer(delta, delta) * (self.n * n_b / n)
         self.n = n
 
+    def _check_finite(self) -> None:
+        if self._finite is not None and not bool(self._finite):
+            raise MetricsError("features contain NaN or infinite values")
+
     @property
     def mean(self) -> torch.Tensor:
         if self._mean is None:
             raise MetricsError("no features were accumulated")
+        self._check_finite()
         return self._mean
 
     @property
@@ -61,6 +67,7 @@ class StreamingMoments:
         """Unbiased sample covariance (divides by n - 1, as ``numpy.cov``)."""
         if self._m2 is None or self.n < 2:
             raise MetricsError(f"a covariance needs at least 2 feature rows, got {self.n}")
+        self._check_finite()
         return self._m2 / (self.n - 1)
 
     def numpy(self) -> tuple[np.ndarray, np.ndarray]:

