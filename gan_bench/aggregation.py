@@ -26,8 +26,8 @@ from torch import Tensor, nn
 
 AGGREGATIONS = ("avg", "gman", "gman_auto", "hv", "mgd")
 REDUCTIONS = ("mean", "sum")
-SOLVERS = ("exact", "frank_wolfe")
-#: the exact min-norm solver enumerates the 2^K - 1 faces of the simplex; beyond this K use Frank-Wolfe
+SOLVERS = ("exact", "interior_point", "frank_wolfe")
+#: the exact min-norm solver enumerates the 2^K - 1 faces of the simplex; beyond this K use the interior-point one
 MAX_EXACT_K = 12
 #: GMAN*: the generator minimises ``softmax-mean - GMAN_AUTO_PENALTY * lam`` (Durugkar et al. 2017)
 GMAN_AUTO_PENALTY = 1e-3
@@ -213,6 +213,8 @@ def min_norm_point(gram: Tensor, solver: str = "exact", max_iter: int = 100) -> 
     the min-norm point ``alpha^T G`` of the convex hull of the rows of ``G`` when ``gram = G G^T``.
 
     ``solver="exact"``: exact active-set enumeration (:func:`_min_norm_point_faces`), K <= MAX_EXACT_K.
+    ``solver="interior_point"``: any K, a fixed number of primal-dual interior-point steps, then the optimum of the
+    support they identify, verified by its KKT conditions (:func:`_min_norm_point_interior_point`).
     ``solver="frank_wolfe"``: Frank-Wolfe with exact line search (:func:`_min_norm_point_frank_wolfe`),
     ``max_iter`` steps. Runs in float64 on ``gram``'s device without host synchronisation; returns
     ``gram``'s dtype. Both solvers return non-negative weights summing to one."""
@@ -227,13 +229,89 @@ def min_norm_point(gram: Tensor, solver: str = "exact", max_iter: int = 100) -> 
     if solver == "exact":
         if k > MAX_EXACT_K:
             raise ValueError(f"solver='exact' enumerates 2^K faces and supports K <= {MAX_EXACT_K}, got K = {k}; "
-                             f"use solver='frank_wolfe'.")
+                             f"use solver='interior_point' (or 'frank_wolfe').")
         alpha = _min_norm_point_faces(q)
+    elif solver == "interior_point":
+        alpha = _min_norm_point_interior_point(q)
     else:
         if max_iter < 1:
             raise ValueError(f"max_iter must be >= 1, got {max_iter}.")
         alpha = _min_norm_point_frank_wolfe(q, max_iter)
     return alpha.to(gram.dtype)
+
+
+def _support_kkt(q: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
+    """For each support mask [n, K]: the solution of ``min a^T Q a`` s.t. ``sum a = 1``, ``a = 0`` off the support,
+    from its KKT system ``[[Q_SS, -1], [1^T, 0]] [a_S; nu] = [0; 1]`` (one batched solve); returns (a [n, K], ok [n])."""
+    n, k = masks.shape
+    kkt = q.new_zeros(n, k + 1, k + 1)
+    kkt[:, :k, :k] = q * masks[:, :, None] * masks[:, None, :] + torch.diag_embed(1.0 - masks)
+    kkt[:, :k, k] = -masks
+    kkt[:, k, :k] = masks
+    rhs = q.new_zeros(n, k + 1)
+    rhs[:, k] = 1.0
+    solution, info = torch.linalg.solve_ex(kkt, rhs)
+    return solution[:, :k], info == 0
+
+
+IPM_STEPS = 30
+
+
+def _min_norm_point_interior_point(q: Tensor, steps: int = IPM_STEPS) -> Tensor:
+    """Mehrotra predictor-corrector interior point for ``min a^T Q a`` on the simplex, then an active-set polish.
+
+    KKT: ``Q a - nu 1 - s = 0``, ``1^T a = 1``, ``a_i s_i = 0``, ``a, s >= 0``. Each of the ``steps`` Newton steps solves
+    the (K+1)-system ``[[Q + diag(s/a), -1], [1^T, 0]]`` (s eliminated) twice with one LU factorisation; a fixed step
+    count and tensor-valued step lengths keep it on the device without host synchronisation. Polish: the support
+    ``{i: a_i > s_i}`` (strict complementarity splits the indices) is solved exactly from its KKT system; that point is
+    taken when it is primal feasible and dual feasible (``(Q a)_j >= a^T Q a`` off the support, to rounding), i.e.
+    when it is the optimum; otherwise the interior-point iterate (accurate to its duality gap) is returned."""
+    k = q.shape[0]
+    ones = q.new_ones(k)
+    a = ones / k
+    s = ones.clone()
+    nu = q.new_zeros(())
+    tiny = torch.finfo(q.dtype).tiny
+
+    def direction(lu, piv, rd, rp, rc):
+        rhs = torch.cat([-rd - rc / a, (-rp).view(1)])
+        sol = torch.linalg.lu_solve(lu, piv, rhs[:, None])[:, 0]
+        da, dnu = sol[:k], sol[k]
+        return da, dnu, (-rc - s * da) / a
+
+    def max_step(x, dx):
+        ratio = torch.where(dx < 0, -x / torch.where(dx < 0, dx, -ones), torch.full_like(x, math.inf))
+        return ratio.amin().clamp(max=1.0)
+
+    for _ in range(steps):
+        rd = q @ a - nu * ones - s
+        rp = a.sum() - 1.0
+        mu = (a @ s) / k
+        m = q.new_zeros(k + 1, k + 1)
+        m[:k, :k] = q + torch.diag(s / a)
+        m[:k, k] = -1.0
+        m[k, :k] = 1.0
+        lu, piv = torch.linalg.lu_factor(m)
+        da, dnu, ds = direction(lu, piv, rd, rp, a * s)  # predictor (affine scaling)
+        step = torch.minimum(max_step(a, da), max_step(s, ds))
+        mu_aff = ((a + step * da) @ (s + step * ds)) / k
+        sigma = (mu_aff / mu.clamp_min(tiny)).clamp(0.0, 1.0) ** 3
+        da, dnu, ds = direction(lu, piv, rd, rp, a * s + da * ds - sigma * mu)  # corrector
+        step = 0.99 * torch.minimum(max_step(a, da), max_step(s, ds))
+        a = (a + step * da).clamp_min(tiny)
+        s = (s + step * ds).clamp_min(tiny)
+        nu = nu + step * dnu
+    interior = a / a.sum()
+    support = (a > s).to(q.dtype)
+    polished, ok = _support_kkt(q, support[None])
+    polished, ok = polished[0], ok[0]
+    value = polished @ q @ polished
+    scale = q.diagonal().amax()
+    tol = 1e-9 * scale
+    optimal = ok & (polished >= -1e-12).all() & ((q @ polished) >= value - tol).all() & (value <= interior @ q @ interior + tol)
+    polished = polished.clamp_min(0.0)
+    polished = polished / polished.sum().clamp_min(tiny)
+    return torch.where(optimal, polished, interior)
 
 
 def _min_norm_point_faces(q: Tensor) -> Tensor:
@@ -246,18 +324,10 @@ def _min_norm_point_faces(q: Tensor) -> Tensor:
     k = q.shape[0]
     bits = torch.arange(k, device=q.device)
     masks = ((torch.arange(1, 2 ** k, device=q.device)[:, None] >> bits) & 1).to(q.dtype)  # [2^K - 1, K]
-    n = masks.shape[0]
-    kkt = q.new_zeros(n, k + 1, k + 1)
-    kkt[:, :k, :k] = q * masks[:, :, None] * masks[:, None, :] + torch.diag_embed(1.0 - masks)
-    kkt[:, :k, k] = -masks
-    kkt[:, k, :k] = masks
-    rhs = q.new_zeros(n, k + 1)
-    rhs[:, k] = 1.0
-    solution, info = torch.linalg.solve_ex(kkt, rhs)
-    alpha = solution[:, :k]
+    alpha, solved = _support_kkt(q, masks)
     alpha = torch.nan_to_num(alpha, nan=0.0, posinf=0.0, neginf=0.0).clamp_min(0.0)
     total = alpha.sum(dim=1, keepdim=True)
-    feasible = (info == 0) & (total.squeeze(1) > 0)
+    feasible = solved & (total.squeeze(1) > 0)
     alpha = alpha / total.clamp_min(torch.finfo(q.dtype).tiny)
     objective = torch.einsum("ni,ij,nj->n", alpha, q, alpha)
     best = torch.where(feasible, objective, torch.full_like(objective, math.inf)).argmin()
@@ -329,5 +399,5 @@ def build_aggregation(name: str, *, reduction: str = "mean", lam: float = 0.8, d
         raise ValueError(f"max_iter must be >= 1, got {max_iter}.")
     if solver == "exact" and k is not None and k > MAX_EXACT_K:
         raise ValueError(f"mgd with solver='exact' supports k <= {MAX_EXACT_K} discriminators, got k = {k}; "
-                         f"use solver='frank_wolfe'.")
+                         f"use solver='interior_point' (or 'frank_wolfe').")
     return MultipleGradientDescent(normalize, solver, max_iter, eps, k)

@@ -76,7 +76,7 @@ class AggregationConfig:
     delta: float = 1.5  # hv nadir slack, eta = max(delta * max_k l_k, eps)
     eps: float = 1e-6
     normalize: bool = False  # mgd: use w*/||w*||
-    solver: str = "auto"  # mgd: exact (K <= 12) | frank_wolfe | auto (exact up to K = 12, then Frank-Wolfe)
+    solver: str = "auto"  # mgd: exact (K <= 12) | interior_point | frank_wolfe | auto (exact up to K = 12, then interior_point)
     max_iter: int = 100
 
 
@@ -216,10 +216,10 @@ def validate(cfg: Any) -> None:
     _one_of("discriminators.projection", cfg.discriminators.projection, PROJECTIONS)
     _one_of("aggregation.name", cfg.aggregation.name, AGGREGATIONS)
     _one_of("aggregation.reduction", cfg.aggregation.reduction, ("mean", "sum"))
-    _one_of("aggregation.solver", cfg.aggregation.solver, ("auto", "exact", "frank_wolfe"))
+    _one_of("aggregation.solver", cfg.aggregation.solver, ("auto", "exact", "interior_point", "frank_wolfe"))
     if cfg.aggregation.name == "mgd" and cfg.aggregation.solver == "exact" and cfg.discriminators.count > 12:
         raise ConfigError(f"aggregation.solver=exact enumerates the simplex's faces and is limited to 12 "
-                          f"discriminators (got {cfg.discriminators.count}); use aggregation.solver=frank_wolfe or auto")
+                          f"discriminators (got {cfg.discriminators.count}); use aggregation.solver=auto, interior_point or frank_wolfe")
     _one_of("loss.name", cfg.loss.name, LOSSES)
     _one_of("optimizer.name", cfg.optimizer.name, BASE_OPTIMIZERS)
     _one_of("optimizer.update", cfg.optimizer["update"], RULES)

@@ -69,7 +69,7 @@ class Run:
         self.D = DiscriminatorEnsemble.build(lambda: build_discriminator(cfg, shape), cfg.discriminators.count,
                                              spectral_norm=cfg.model.spectral_norm).to(self.device)
         a, K = cfg.aggregation, cfg.discriminators.count
-        solver = a.solver if a.solver != "auto" else ("exact" if K <= MAX_EXACT_K else "frank_wolfe")
+        solver = a.solver if a.solver != "auto" else ("exact" if K <= MAX_EXACT_K else "interior_point")
         try:
             self.agg = build_aggregation(a.name, reduction=a.reduction, lam=a.lam, delta=a.delta, eps=a.eps,
                                          normalize=a.normalize, solver=solver, max_iter=a.max_iter, k=K).to(self.device)

@@ -75,12 +75,12 @@ def compose(overrides: Sequence[str]) -> DictConfig:
 
 
 def mgd_solver(k: int, requested: str) -> str:
-    """``exact`` up to ``MAX_EXACT_K`` discriminators, Frank-Wolfe beyond (``auto``), or the requested one."""
+    """``exact`` up to ``MAX_EXACT_K`` discriminators, the interior-point solver beyond (``auto``), or the requested one."""
     if requested == "auto":
-        return "exact" if k <= MAX_EXACT_K else "frank_wolfe"
+        return "exact" if k <= MAX_EXACT_K else "interior_point"
     if requested == "exact" and k > MAX_EXACT_K:
         raise ValueError(f"--mgd-solver exact supports K <= {MAX_EXACT_K} discriminators, got K = {k}; "
-                         "use --mgd-solver auto or frank_wolfe")
+                         "use --mgd-solver auto, interior_point or frank_wolfe")
     return requested
 
 
@@ -351,8 +351,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=10, help="untimed iterations before timing (default 10)")
     parser.add_argument("--repeats", type=int, default=5, help="timed repeats; the median is reported (default 5)")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--mgd-solver", default="auto", choices=("auto", "exact", "frank_wolfe"),
-                        help=f"auto: exact for K <= {MAX_EXACT_K}, Frank-Wolfe above (default)")
+    parser.add_argument("--mgd-solver", default="auto", choices=("auto", "exact", "interior_point", "frank_wolfe"),
+                        help=f"auto: exact for K <= {MAX_EXACT_K}, interior_point above (default)")
     parser.add_argument("--check-tol", type=float, default=1e-4, help="max |difference| of first-step losses")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = torch's default)")

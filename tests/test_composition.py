@@ -145,3 +145,13 @@ def test_logging_statistics_only_when_recorded():
     run.game.record = True
     run.game.grad(("G", "D"), s)
     assert run.game.last["grad_norm/D"].shape == (2,) and run.game.last["grad_norm/G"] > 0
+
+
+@pytest.mark.parametrize("k,solver", [(3, "exact"), (16, "interior_point")])
+def test_mgd_auto_solver_is_exact_at_every_k(k, solver):
+    run = Run(compose([*SMALL, "aggregation=mgd", f"discriminators.count={k}"]), None)
+    assert run.game.agg.solver == solver
+    s = run.game.sample()
+    run.game.grad(("G",), s)
+    alpha = run.game.last["agg/alpha"]
+    assert alpha.shape == (k,) and (alpha >= 0).all() and abs(alpha.sum().item() - 1) < 1e-5
