@@ -117,3 +117,22 @@ def test_bad_statistics_files(tmp_path) -> None:
         load_statistics(tmp_path / "junk.npz")
     with pytest.raises(MetricsError, match="does not exist"):
         load_statistics(tmp_path / "missing.npz")
+
+
+def test_prepared_reference_equals_the_one_shot_distance_and_reuses_its_square_root(monkeypatch) -> None:
+    from gan_bench.metrics import frechet
+
+    rng = np.random.default_rng(4)
+    a, b, c = (rng.normal(size=(60, 12)) for _ in range(3))
+    stats = [(x.mean(0), np.cov(x, rowvar=False)) for x in (a, b, c)]
+    ref = frechet.FrechetReference(*stats[0])
+    calls = []
+    real_eigh = frechet._psd_eigh
+    monkeypatch.setattr(frechet, "_psd_eigh", lambda s, name: calls.append(name) or real_eigh(s, name))
+    for mu, sigma in stats[1:]:
+        assert ref.distance(mu, sigma) == pytest.approx(frechet_distance(*stats[0], mu, sigma), rel=1e-12)
+        covmean = scipy.linalg.sqrtm(stats[0][1] @ sigma).real  # and the reference way
+        want = ((stats[0][0] - mu) ** 2).sum() + np.trace(stats[0][1] + sigma - 2 * covmean)
+        assert ref.distance(mu, sigma) == pytest.approx(want, rel=1e-8)
+    # per distance through the prepared reference: one eigh (the product); the one-shot function needs two
+    assert calls.count("sigma1") == 2 and calls.count("sigma2") == 6

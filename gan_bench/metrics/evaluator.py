@@ -16,7 +16,7 @@ import torch
 from gan_bench.metrics.classifier import classifier_features, load_classifier
 from gan_bench.metrics.errors import MetricsError
 from gan_bench.metrics.fid import fid_protocol, reference_cache_path
-from gan_bench.metrics.frechet import frechet_distance
+from gan_bench.metrics.frechet import FrechetReference
 from gan_bench.metrics.inception import (
     BACKBONE,
     InceptionFeatures,
@@ -123,6 +123,7 @@ class Evaluator:
         self.inception: InceptionFeatures | None = None
         self.real_stats: tuple[np.ndarray, np.ndarray] | None = None
         self.real_features: torch.Tensor | None = None
+        self._references: dict[str, FrechetReference] = {}  # real side of each Fréchet distance, S^½ kept
         if any(m in self.metrics for m in ("fid", "is", "kid", "pr")):
             self.inception = load_inception(inception_weights, device=self.device, channels_last=self.fast_cuda)
             reason = self.inception.weights.is_unavailable_reason
@@ -219,6 +220,12 @@ class Evaluator:
         }
 
     # ------------------------------------------------------------------ generated samples
+    def _reference(self, metric: str, stats: tuple[np.ndarray, np.ndarray]) -> FrechetReference:
+        """The real side of a Fréchet distance, with its covariance square root kept across evaluations."""
+        if metric not in self._references:
+            self._references[metric] = FrechetReference(*stats, device=self.device)
+        return self._references[metric]
+
     def __call__(self, sample_fn: Callable[[int], torch.Tensor]) -> dict[str, float | None]:
         want = set(self.metrics) - set(self.unavailable)
         moments = StreamingMoments(self.device) if "fid" in want else None
@@ -252,7 +259,7 @@ class Evaluator:
 
         results: dict[str, float | None] = {key: None for m in self.metrics for key in METRICS[m]}
         if moments is not None:
-            results["fid"] = frechet_distance(*self.real_stats, moments.mean, moments.covariance, device=self.device)
+            results["fid"] = self._reference("fid", self.real_stats).distance(moments.mean, moments.covariance)
         if is_acc is not None:
             results["is_mean"], results["is_std"] = is_acc.result()
         if fake_features is not None:
@@ -265,9 +272,8 @@ class Evaluator:
             if "pr" in want:
                 results["precision"], results["recall"] = precision_recall(real, fake, k=PR_K)
         if cls_moments is not None:
-            results["fid_classifier"] = frechet_distance(
-                *self.classifier_stats, cls_moments.mean, cls_moments.covariance, device=self.device
-            )
+            results["fid_classifier"] = self._reference("fid_classifier", self.classifier_stats).distance(
+                cls_moments.mean, cls_moments.covariance)
         if points is not None:
             results.update(mode_metrics(torch.cat(points), self.mode_centres, self.mode_std))
         return results

@@ -53,13 +53,62 @@ def _psd_eigh(s: torch.Tensor, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.where(values > noise, values, torch.zeros_like(values)), vectors
 
 
-def _trace_sqrt_product(s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
-    """``tr (S1^½ S2 S1^½)^½`` for symmetric PSD ``S1``, ``S2``."""
-    values1, vectors1 = _psd_eigh(s1, "sigma1")
-    sqrt_s1 = (vectors1 * values1.sqrt()) @ vectors1.T
+def _sqrt_psd(s: torch.Tensor, name: str) -> torch.Tensor:
+    values, vectors = _psd_eigh(s, name)
+    return (vectors * values.sqrt()) @ vectors.T
+
+
+def _trace_sqrt_product(sqrt_s1: torch.Tensor, s2: torch.Tensor) -> torch.Tensor:
+    """``tr (S1^½ S2 S1^½)^½`` for symmetric PSD ``S2``, given ``S1^½``."""
     product = sqrt_s1 @ s2 @ sqrt_s1
     values, _ = _psd_eigh((product + product.T) / 2, "sigma2")
     return values.sqrt().sum()
+
+
+class FrechetReference:
+    """One side of the Fréchet distance, ``N(mu1, S1)``, prepared once: validated, symmetrised and with ``S1^½`` kept,
+    so that repeated distances to it (the real statistics at every evaluation of a training run) cost one ``eigh``
+    instead of two. ``FrechetReference(mu1, S1).distance(mu2, S2) == frechet_distance(mu1, S1, mu2, S2)``.
+
+    Computed in float64 on ``device`` (default CPU; MPS, which lacks float64, falls back to CPU)."""
+
+    def __init__(self, mu: np.ndarray | torch.Tensor, sigma: np.ndarray | torch.Tensor, *,
+                 device: torch.device | str | None = None, eps: float = 1e-6) -> None:
+        dev = torch.device(device) if device is not None else torch.device("cpu")
+        self.device = torch.device("cpu") if dev.type == "mps" else dev
+        self.eps = eps
+        self.mu, s1 = _as_float64(mu, "mu1", self.device), _as_float64(sigma, "sigma1", self.device)
+        if self.mu.ndim != 1:
+            raise MetricsError(f"mu1 must be a vector, got shape {tuple(self.mu.shape)}")
+        d = self.mu.shape[0]
+        if s1.shape != (d, d):
+            raise MetricsError(f"sigma1 must be [{d}, {d}] to match the means, got {tuple(s1.shape)}")
+        self.sigma = _symmetric(s1, "sigma1")
+        try:
+            self._sqrt: torch.Tensor | None = _sqrt_psd(self.sigma, "sigma1")
+        except torch.linalg.LinAlgError:
+            self._sqrt = None  # eigh did not converge: each distance takes pytorch-fid's eps remedy
+
+    def distance(self, mu2: np.ndarray | torch.Tensor, sigma2: np.ndarray | torch.Tensor) -> float:
+        m2, s2 = _as_float64(mu2, "mu2", self.device), _as_float64(sigma2, "sigma2", self.device)
+        d = self.mu.shape[0]
+        if m2.shape != self.mu.shape:
+            raise MetricsError(
+                f"mu1 and mu2 must be vectors of the same length, got {tuple(self.mu.shape)} and {tuple(m2.shape)}"
+            )
+        if s2.shape != (d, d):
+            raise MetricsError(f"sigma2 must be [{d}, {d}] to match the means, got {tuple(s2.shape)}")
+        s2 = _symmetric(s2, "sigma2")
+        try:
+            if self._sqrt is None:
+                raise torch.linalg.LinAlgError("eigh of sigma1 did not converge")
+            tr_covmean = _trace_sqrt_product(self._sqrt, s2)
+        except torch.linalg.LinAlgError:
+            warnings.warn(f"Fréchet distance: eigh did not converge; adding {self.eps} to the diagonal of both covariances")
+            offset = self.eps * torch.eye(d, dtype=torch.float64, device=self.device)
+            tr_covmean = _trace_sqrt_product(_sqrt_psd(self.sigma + offset, "sigma1"), s2 + offset)
+        diff = self.mu - m2
+        return float(diff @ diff + torch.trace(self.sigma) + torch.trace(s2) - 2 * tr_covmean)
 
 
 def frechet_distance(
@@ -75,25 +124,4 @@ def frechet_distance(
 
     Computed in float64 on ``device`` (default CPU; MPS, which lacks float64, falls back to CPU).
     """
-    dev = torch.device(device) if device is not None else torch.device("cpu")
-    if dev.type == "mps":
-        dev = torch.device("cpu")
-    m1, m2 = _as_float64(mu1, "mu1", dev), _as_float64(mu2, "mu2", dev)
-    s1, s2 = _as_float64(sigma1, "sigma1", dev), _as_float64(sigma2, "sigma2", dev)
-    if m1.ndim != 1 or m2.ndim != 1 or m1.shape != m2.shape:
-        raise MetricsError(
-            f"mu1 and mu2 must be vectors of the same length, got {tuple(m1.shape)} and {tuple(m2.shape)}"
-        )
-    d = m1.shape[0]
-    for name, s in (("sigma1", s1), ("sigma2", s2)):
-        if s.shape != (d, d):
-            raise MetricsError(f"{name} must be [{d}, {d}] to match the means, got {tuple(s.shape)}")
-    s1, s2 = _symmetric(s1, "sigma1"), _symmetric(s2, "sigma2")
-    try:
-        tr_covmean = _trace_sqrt_product(s1, s2)
-    except torch.linalg.LinAlgError:
-        warnings.warn(f"Fréchet distance: eigh did not converge; adding {eps} to the diagonal of both covariances")
-        offset = eps * torch.eye(d, dtype=torch.float64, device=dev)
-        tr_covmean = _trace_sqrt_product(s1 + offset, s2 + offset)
-    diff = m1 - m2
-    return float(diff @ diff + torch.trace(s1) + torch.trace(s2) - 2 * tr_covmean)
+    return FrechetReference(mu1, sigma1, device=device, eps=eps).distance(mu2, sigma2)
