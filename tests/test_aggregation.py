@@ -179,6 +179,55 @@ def test_interior_point_matches_slsqp_beyond_the_face_enumeration() -> None:
     assert fw_worst > 1e-6  # the cases are hard enough to tell an approximate solver from an exact one
 
 
+def _degenerate_cases() -> list[tuple[str, torch.Tensor]]:
+    """Identical discriminators (duplicate gradients), a zero gradient, all zero, one gradient dimension."""
+    gen = torch.Generator().manual_seed(9)
+    cases = []
+    for k in (5, 16):
+        g = torch.randn(k, 7, generator=gen, dtype=torch.float64)
+        dup = g.clone()
+        dup[1] = dup[0]
+        dup[3] = dup[2]
+        cases.append((f"duplicates-K{k}", dup))
+        zero_row = g.clone()
+        zero_row[k // 2] = 0.0
+        cases.append((f"zero-row-K{k}", zero_row))
+        cases.append((f"all-zero-K{k}", torch.zeros(k, 7, dtype=torch.float64)))
+        cases.append((f"P1-K{k}", torch.randn(k, 1, generator=gen, dtype=torch.float64)))
+        cases.append((f"copies-K{k}", g[:1].repeat(k, 1)))
+    return cases
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_degenerate_gradients_give_a_finite_exact_answer(solver: str) -> None:
+    for name, grads in _degenerate_cases():
+        k = grads.shape[0]
+        if solver == "exact" and k > MAX_EXACT_K:
+            continue
+        gram = grads @ grads.T
+        alpha = min_norm_point(gram, solver, max_iter=2000)
+        assert torch.isfinite(alpha).all(), (solver, name, alpha)
+        assert_on_simplex(alpha)
+        if gram.abs().max() == 0:
+            continue
+        ref = slsqp_min_norm(gram.numpy())
+        w, w_ref = alpha.numpy() @ grads.numpy(), ref @ grads.numpy()
+        tol = (1e-2 if solver == "frank_wolfe" else 1e-6) * np.sqrt(gram.diagonal().max().item())
+        assert np.linalg.norm(w) <= np.linalg.norm(w_ref) + tol, (solver, name)
+
+
+def test_gram_in_float64_keeps_correlated_float32_gradients_psd() -> None:
+    from gan_bench.aggregation import gram64
+
+    gen = torch.Generator().manual_seed(1)
+    grads = torch.randn(100_000, generator=gen) + 1e-4 * torch.randn(8, 100_000, generator=gen)  # nearly equal rows
+    exact = grads.double() @ grads.double().T
+    g64 = gram64(grads, chunk=30_000)  # chunks that do not divide P
+    assert g64.dtype == torch.float64
+    torch.testing.assert_close(g64, exact, rtol=1e-12, atol=0)
+    assert torch.linalg.eigvalsh(g64).min() > -1e-9 * exact.diagonal().max()
+
+
 def test_interior_point_polish_gives_exact_zeros_and_the_face_optimum() -> None:
     gram = (NEGATIVE_FIRST @ NEGATIVE_FIRST.T)
     alpha = min_norm_point(gram, "interior_point")

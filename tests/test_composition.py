@@ -92,8 +92,9 @@ IMAGES = ["dataset=digits", "dataset.resolution=8", "model=dcgan_small", "model.
 
 
 @pytest.mark.parametrize("extra", [[], ["regularizer.feature_matching=0.5"], IMAGES,
-                                   [*IMAGES, "regularizer.feature_matching=0.5", "discriminators.count=4"]],
-                         ids=["mlp", "mlp+fm", "dcgan", "dcgan+fm+k4"])
+                                   [*IMAGES, "regularizer.feature_matching=0.5", "discriminators.count=4"],
+                                   [*IMAGES, "discriminators.projection=random", "regularizer.historical_averaging=0.1"]],
+                         ids=["mlp", "mlp+fm", "dcgan", "dcgan+fm+k4", "dcgan+rp+hist"])
 def test_mgd_direction_in_training_is_the_min_norm_point_of_the_per_d_gradients(extra):
     """The step gets d l_k / d x from one backward through the Ds and pulls the K cotangents back through G;
     the reference differentiates each l_k through the whole graph (K backward passes through D and G)."""
@@ -110,6 +111,9 @@ def test_mgd_direction_in_training_is_the_min_norm_point_of_the_per_d_gradients(
     rows = per_loss_grads(l_k, list(run.G.parameters()))
     alpha = min_norm_point(rows @ rows.T)
     ref = alpha @ rows
+    if "G" in run.game.hist:  # historical averaging adds its own gradient to the MGD direction
+        ref = ref + torch.cat([g.reshape(-1) for g in torch.autograd.grad(
+            run.game.hist_weight * run.game.hist["G"].penalty(), list(run.G.parameters()))])
     torch.testing.assert_close(torch.cat([g.reshape(-1) for g in grads]), ref, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(run.game.last["agg/alpha"], alpha, atol=1e-5, rtol=1e-4)  # same Gram matrix
     assert (alpha >= 0).all()
@@ -149,9 +153,33 @@ def test_logging_statistics_only_when_recorded():
 
 @pytest.mark.parametrize("k,solver", [(3, "exact"), (16, "interior_point")])
 def test_mgd_auto_solver_is_exact_at_every_k(k, solver):
-    run = Run(compose([*SMALL, "aggregation=mgd", f"discriminators.count={k}"]), None)
-    assert run.game.agg.solver == solver
-    s = run.game.sample()
-    run.game.grad(("G",), s)
-    alpha = run.game.last["agg/alpha"]
-    assert alpha.shape == (k,) and (alpha >= 0).all() and abs(alpha.sum().item() - 1) < 1e-5
+    """The training step's direction is the min-norm point of the per-D gradients to SLSQP's accuracy, at K beyond
+    the face enumeration too; and the same in a simultaneous step, where D's gradient is computed alongside."""
+    from scipy.optimize import minimize
+
+    from gan_bench.aggregation import per_loss_grads
+
+    for update in ("alternating", "simultaneous"):
+        torch.manual_seed(0)
+        run = Run(compose([*SMALL, "aggregation=mgd", f"discriminators.count={k}", f"optimizer.update={update}"]),
+                  None)
+        assert run.game.agg.solver == solver
+        torch.manual_seed(1)
+        s = run.game.sample()
+        out = run.game.grad(("G", "D") if update == "simultaneous" else ("G",), s)
+        direction = torch.cat([g.reshape(-1) for g in out["G"]]).double()
+        rows = per_loss_grads(run.game.g_loss_fn(run.D(run.G(s.z))), list(run.G.parameters())).double()
+        q = (rows @ rows.T).numpy()
+        q = q / q.diagonal().max()
+        ref = minimize(lambda a: a @ q @ a, torch.full((k,), 1.0 / k).numpy(), jac=lambda a: 2 * q @ a, method="SLSQP",
+                       bounds=[(0, None)] * k, constraints=[{"type": "eq", "fun": lambda a: a.sum() - 1}],
+                       options={"ftol": 1e-16, "maxiter": 1000}).x
+        scale = rows.norm(dim=1).max()
+        assert (direction.norm() / scale) ** 2 <= float(ref @ q @ ref) + 1e-9
+        alpha = run.game.last["agg/alpha"].double()
+        torch.testing.assert_close(direction, alpha @ rows, atol=1e-6 * scale.item(), rtol=0)
+        if update == "simultaneous":
+            ref_d = torch.autograd.grad(run.game.d_loss_fn(run.D(s.real), run.D(run.G(s.z).detach()),
+                                                           run.game.real_label).sum(), run.game.params("D"))
+            for a, b in zip(out["D"], ref_d):
+                torch.testing.assert_close(a, b)

