@@ -75,9 +75,13 @@ def numpy_mmd2_unbiased(x: np.ndarray, y: np.ndarray) -> float:
 def test_kid_single_full_subset_equals_numpy_reference() -> None:
     rng = np.random.default_rng(0)
     real, fake = rng.normal(size=(30, 5)), rng.normal(loc=0.5, size=(30, 5))
-    mean, std, size = kernel_inception_distance(torch.tensor(real), torch.tensor(fake), n_subsets=1, subset_size=30)
-    assert size == 30 and std == 0.0
-    assert mean == pytest.approx(numpy_mmd2_unbiased(fake, real), rel=1e-10)
+    for n_subsets in (1, 50):  # every subset is both whole sets: one value, and no spread to report
+        mean, std, size = kernel_inception_distance(torch.tensor(real), torch.tensor(fake), n_subsets=n_subsets,
+                                                    subset_size=1000)
+        assert size == 30 and std is None
+        assert mean == pytest.approx(numpy_mmd2_unbiased(fake, real), rel=1e-10)
+    mean, std, size = kernel_inception_distance(torch.tensor(real), torch.tensor(fake[:20]), n_subsets=5)
+    assert size == 20 and std > 0  # real subsets of 20 of 30 differ: a real spread
 
 
 def test_kid_subsets_average_of_per_subset_references() -> None:

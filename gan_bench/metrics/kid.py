@@ -4,6 +4,8 @@
 ``MMD²_u = [sum_{i≠j} k(x_i, x_j) + sum_{i≠j} k(y_i, y_j)] / (m (m-1)) - 2 sum_{i,j} k(x_i, y_j) / m²``,
 averaged over ``n_subsets`` random subsets of ``subset_size`` rows drawn without replacement from each set (as in the
 reference code); mean ± population std over the subsets. ``subset_size`` larger than a set is reduced to its size.
+When that makes every subset the whole of both sets, all subsets are the same pair of sets: KID is computed once and
+its std is ``None`` (no spread was measured), rather than a rounding-noise 1e-16 that reads as "exact".
 """
 from __future__ import annotations
 
@@ -32,8 +34,9 @@ def kernel_inception_distance(
     n_subsets: int = 100,
     subset_size: int = 1000,
     seed: int = 0,
-) -> tuple[float, float, int]:
-    """``(kid_mean, kid_std, subset_size_used)`` from feature rows ``real [n_r, d]`` and ``fake [n_f, d]``."""
+) -> tuple[float, float | None, int]:
+    """``(kid_mean, kid_std, subset_size_used)`` from feature rows ``real [n_r, d]`` and ``fake [n_f, d]``;
+    ``kid_std`` is None when the subsets cannot differ (``subset_size_used`` equals both set sizes)."""
     if real.ndim != 2 or fake.ndim != 2 or real.shape[1] != fake.shape[1]:
         raise MetricsError(f"KID needs [n, d] features of equal d, got {tuple(real.shape)} and {tuple(fake.shape)}")
     if n_subsets < 1:
@@ -42,6 +45,8 @@ def kernel_inception_distance(
     if size < 2:
         raise MetricsError(f"KID needs subsets of at least 2 rows, got {size}")
     real64, fake64 = real.to(fake.device, torch.float64), fake.to(torch.float64)
+    if size == real.shape[0] == fake.shape[0]:
+        return float(mmd2_unbiased(fake64, real64)), None, size
     gen = torch.Generator().manual_seed(seed)
     values = []
     for _ in range(n_subsets):
