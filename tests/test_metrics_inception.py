@@ -24,6 +24,7 @@ from gan_bench.metrics.inception import (
     fid_helper_model_path,
     load_inception,
     resolve_weights,
+    to_inception_input,
     torchscript_pool3,
 )
 
@@ -159,3 +160,49 @@ def test_evaluator_on_samples_identical_to_the_real_set(weights, tmp_path) -> No
     protocol = evaluator.protocol["fid"]
     assert protocol["weights_sha256"] == weights.sha256 and protocol["n_real"] == protocol["n_fake"] == 12
     assert len(list(tmp_path.glob("stats-digits8-train-8x8px-n12-inception_pool3-*.npz"))) == 1
+
+
+def test_a_file_in_pytorch_fids_layout_under_its_real_name_gives_is(weights, tmp_path) -> None:
+    """Stands in for ``pt_inception-2015-12-05-6726825d.pth``, which cannot be fetched offline: the converted conv
+    weights plus a random 1008-way ``fc``, saved as a plain state dict under the real file name in a torch hub cache.
+    pytorch-fid's own ``fid_inception_v3`` loads it strictly (so the layout is the real file's); gan-bench finds it
+    before the converted copy, reports IS as available, takes the logits from the same forward pass as pool3, without
+    the bias (Salimans et al.'s ``softmax/logits/MatMul``), and the Evaluator's IS equals ``inception_score`` of them."""
+    import pytorch_fid.inception as pfi
+
+    from gan_bench.metrics import inception_score
+
+    gen = torch.Generator().manual_seed(0)
+    state = dict(torch.load(weights.path, weights_only=True)["state_dict"])
+    state["fc.weight"] = 0.05 * torch.randn(1008, 2048, generator=gen)
+    state["fc.bias"] = torch.randn(1008, generator=gen)
+    original = pfi.load_state_dict_from_url
+    pfi.load_state_dict_from_url = lambda *a, **k: state
+    try:
+        reference = pfi.fid_inception_v3().eval()  # strict load: every key and shape of the real file
+    finally:
+        pfi.load_state_dict_from_url = original
+    hub = tmp_path / "hub"
+    (hub / "checkpoints").mkdir(parents=True)
+    torch.save(state, hub / "checkpoints" / FID_WEIGHTS_NAME)
+    found = resolve_weights(hub_dir=hub, allow_download=False)
+    assert found.path.name == FID_WEIGHTS_NAME and found.origin == "torch hub cache"
+    assert found.has_logits and found.is_unavailable_reason is None
+
+    net = load_inception(found.path)
+    images = torch.rand(20, 3, 16, 16, generator=gen)
+    pool3, logits = net(images)
+    x = torch.nn.functional.interpolate(images, size=(299, 299), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        full = reference(2 * x - 1)  # torchvision-style forward of pytorch-fid's network: fc(pool) with the bias
+    torch.testing.assert_close(logits + state["fc.bias"], full, atol=2e-4, rtol=1e-4)
+
+    real = torch.rand(20, 3, 16, 16, generator=gen) * 2 - 1
+    samples = images * 2 - 1
+    evaluator = Evaluator(["is"], real=real, dataset_key="noise16", n_samples=20, batch_size=10,
+                          device=torch.device("cpu"), cache_dir=tmp_path, inception_weights=str(found.path))
+    result = evaluator(lambda n, it=iter(samples.split(10)): next(it))
+    assert "is" not in evaluator.unavailable
+    mean, std = inception_score(net(to_inception_input(samples))[1], splits=10)
+    assert result["is_mean"] == pytest.approx(mean, rel=1e-6) and result["is_std"] == pytest.approx(std, rel=1e-5)
+    assert result["is_mean"] > 1.0
