@@ -278,40 +278,41 @@ def _min_norm_point_interior_point(q: Tensor, steps: int = IPM_STEPS) -> Tensor:
     when it is the optimum; otherwise the interior-point iterate (accurate to its duality gap) is returned."""
     k = q.shape[0]
     ones = q.new_ones(k)
-    a = ones / k
-    s = ones.clone()
-    nu = q.new_zeros(())
     tiny = torch.finfo(q.dtype).tiny
+    # the constant part of the Newton matrix; 1e-12 ridge: duplicate gradients make Q + diag(s/a) singular
+    base = q.new_zeros(k + 1, k + 1)
+    base[:k, :k] = q + 1e-12 * torch.eye(k, dtype=q.dtype, device=q.device)
+    base[:k, k] = -1.0
+    base[k, :k] = 1.0
 
-    def direction(lu, piv, rd, rp, rc):
+    def direction(lu, piv, a, s, rd, rp, rc):  # -> (d[a; s], d nu)
         rhs = torch.cat([-rd - rc / a, (-rp).view(1)])
         sol = torch.linalg.lu_solve(lu, piv, rhs[:, None])[:, 0]
-        da, dnu = sol[:k], sol[k]
-        return da, dnu, (-rc - s * da) / a
+        da = sol[:k]
+        return torch.cat([da, (-rc - s * da) / a]), sol[k]
 
-    def max_step(x, dx):
-        ratio = torch.where(dx < 0, -x / torch.where(dx < 0, dx, -ones), torch.full_like(x, math.inf))
-        return ratio.amin().clamp(max=1.0)
+    def max_step(v, dv):  # the largest step in (0, 1] keeping v = [a; s] >= 0
+        return torch.where(dv < 0, -v / dv, math.inf).amin().clamp(max=1.0)
 
-    ridge = 1e-12 * torch.eye(k, dtype=q.dtype, device=q.device)  # duplicate gradients make Q + diag(s/a) singular
+    v = torch.cat([ones / k, ones])  # [a; s], kept packed: one step length and one update for both
+    nu = q.new_zeros(())
     for _ in range(steps):
-        rd = q @ a - nu * ones - s
+        a, s = v[:k], v[k:]
+        rd = q @ a - nu - s
         rp = a.sum() - 1.0
         mu = (a @ s) / k
-        m = q.new_zeros(k + 1, k + 1)
-        m[:k, :k] = q + torch.diag(s / a) + ridge
-        m[:k, k] = -1.0
-        m[k, :k] = 1.0
-        lu, piv, _ = torch.linalg.lu_factor_ex(m)  # no error check: no host synchronisation
-        da, dnu, ds = direction(lu, piv, rd, rp, a * s)  # predictor (affine scaling)
-        step = torch.minimum(max_step(a, da), max_step(s, ds))
+        lu, piv, _ = torch.linalg.lu_factor_ex(base + torch.diag(F.pad(s / a, (0, 1))))  # no host synchronisation
+        dv, dnu = direction(lu, piv, a, s, rd, rp, a * s)  # predictor (affine scaling)
+        step = max_step(v, dv)
+        da, ds = dv[:k], dv[k:]
         mu_aff = ((a + step * da) @ (s + step * ds)) / k
         sigma = (mu_aff / mu.clamp_min(tiny)).clamp(0.0, 1.0) ** 3
-        da, dnu, ds = direction(lu, piv, rd, rp, a * s + da * ds - sigma * mu)  # corrector
-        step = 0.99 * torch.minimum(max_step(a, da), max_step(s, ds))
-        new_a, new_s, new_nu = (a + step * da).clamp_min(tiny), (s + step * ds).clamp_min(tiny), nu + step * dnu
-        finite = torch.isfinite(new_a).all() & torch.isfinite(new_s).all() & torch.isfinite(new_nu)
-        a, s, nu = torch.where(finite, new_a, a), torch.where(finite, new_s, s), torch.where(finite, new_nu, nu)
+        dv, dnu = direction(lu, piv, a, s, rd, rp, a * s + da * ds - sigma * mu)  # corrector
+        step = 0.99 * max_step(v, dv)
+        new_v, new_nu = (v + step * dv).clamp_min(tiny), nu + step * dnu
+        finite = torch.isfinite(new_v).all() & torch.isfinite(new_nu)
+        v, nu = torch.where(finite, new_v, v), torch.where(finite, new_nu, nu)
+    a, s = v[:k], v[k:]
     interior = a / a.sum()
     support = (a > s).to(q.dtype)
     polished, ok = _support_kkt(q, support[None])
