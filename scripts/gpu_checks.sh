@@ -7,10 +7,10 @@
 #   scripts/gpu_checks.sh stage        # there, call 1: copies .kit/inception.part-00 to /tmp/kit
 #   scripts/gpu_checks.sh run OUTDIR   # there, call 2: installs the wheels, joins the weights, runs everything
 #
-# The converted FID Inception weights (95 MB) do not fit in one 64 MiB transfer, hence two parts and two calls
+# The converted FID Inception weights (87 MB) do not fit in one 64 MiB transfer, hence two parts and two calls
 # (carry .kit/inception.part-00 in the first; .kit/wheels, .kit/inception.part-01, .kit/inception.sha256 in the second).
 # Make the second call right after the first: /tmp/kit lasts only as long as the machine is held.
-# `run` writes to OUTDIR: gpu.txt (nvidia-smi), bench_multid.{txt,json}, bench_fid.{txt,json}, train_cuda.txt and
+# `run` writes to OUTDIR: gpu.txt (nvidia-smi), bench_multid.{txt,json}, bench_fid.{txt,json},
 # train_cuda.txt + train_cuda_metrics.json (the default config with train.device=cuda), train_hv4.txt +
 # train_hv4_metrics.json (digits_hv4 with FID and KID). The exit status is non-zero if any step failed.
 set -euo pipefail
@@ -59,6 +59,6 @@ run)
     exit $((failed > 0))
     ;;
 *)
-    sed -n 2,14p "$0"; exit 2
+    sed -n 2,15p "$0"; exit 2
     ;;
 esac
