@@ -218,6 +218,14 @@ def gram64(rows: Tensor, chunk: int = 1 << 18) -> Tensor:
     return gram
 
 
+def resolve_solver(requested: str, k: int) -> str:
+    """The min-norm solver for K discriminators: ``auto`` is the face enumeration up to ``MAX_EXACT_K``, the
+    interior-point solver beyond (both exact); any other name is returned as it is."""
+    if requested == "auto":
+        return "exact" if k <= MAX_EXACT_K else "interior_point"
+    return requested
+
+
 def min_norm_point(gram: Tensor, solver: str = "exact", max_iter: int = 100) -> Tensor:
     """``alpha`` on the simplex (``alpha >= 0``, ``sum alpha = 1``) minimising ``alpha^T gram alpha``, i.e.
     the min-norm point ``alpha^T G`` of the convex hull of the rows of ``G`` when ``gram = G G^T``.

@@ -35,7 +35,6 @@ class DiscriminatorEnsemble(nn.Module):
             raise ValueError("an ensemble needs at least one discriminator")
         params, buffers = stack_module_state(list(modules))
         self.count = len(modules)
-        self.per_member_inputs = True  # forward(x_k, per_member=True) is supported
         self.param_names = list(params)
         self.buffer_names = list(buffers)
         self.stacked = nn.ParameterDict({_key(n): nn.Parameter(p.detach().clone()) for n, p in params.items()})
@@ -81,6 +80,10 @@ class DiscriminatorEnsemble(nn.Module):
             sigma = torch.einsum("ko,kom,km->k", u_used, mat, v_used)
             out[name] = w / sigma.view(-1, *([1] * (w.dim() - 1)))
         return out
+
+    def member_views(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, ...]`` as one view per discriminator, ``[K, B, ...]`` (an expand, no copy), for ``per_member=True``."""
+        return x.unsqueeze(0).expand(self.count, *x.shape)
 
     def functional(self, params: dict[str, torch.Tensor], x: torch.Tensor, return_features: bool = False,
                    per_member: bool = False):

@@ -142,7 +142,7 @@ class GANGame:
         fake_in = self._inputs(fake if need_g else fake.detach())
         shared = need_g and self.unroll_steps == 0
         # MGD: each D gets its own view of the fakes, so that one backward gives every d l_k / d x apart
-        fake_k = fake_in.unsqueeze(0).expand(self.D.count, *fake_in.shape) if shared and self.agg.needs_grads else None
+        fake_k = self.D.member_views(fake_in) if shared and self.agg.needs_grads else None
         fake_logits = fake_feat = None
         if need_d or shared:
             x = fake_k if fake_k is not None else fake_in if shared else fake_in.detach()

@@ -33,9 +33,8 @@ def input_gradients(d: Discriminators, x: Tensor) -> Tensor:
     The graph is kept (``create_graph=True``) so a penalty built on it is differentiable w.r.t. D's
     parameters. ``x`` is detached first: penalties regularise D only.
     """
-    count = getattr(d, "count", None)
-    if isinstance(count, int) and count > 1 and getattr(d, "per_member_inputs", False):
-        xk = x.detach().unsqueeze(0).expand(count, *x.shape).requires_grad_(True)
+    if hasattr(d, "member_views") and d.count > 1:
+        xk = d.member_views(x.detach()).requires_grad_(True)
         logits = d(xk, per_member=True)
         (grads,) = torch.autograd.grad(logits.sum(), xk, create_graph=True)
         return grads

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from gan_bench.aggregation import MAX_EXACT_K, build_aggregation
+from gan_bench.aggregation import build_aggregation, resolve_solver
 from gan_bench.checkpoint import (atomic_write_json, check_compatible, load_checkpoint, rng_state, save_checkpoint,
                                   set_rng_state)
 from gan_bench.config import validate
@@ -69,7 +69,7 @@ class Run:
         self.D = DiscriminatorEnsemble.build(lambda: build_discriminator(cfg, shape), cfg.discriminators.count,
                                              spectral_norm=cfg.model.spectral_norm).to(self.device)
         a, K = cfg.aggregation, cfg.discriminators.count
-        solver = a.solver if a.solver != "auto" else ("exact" if K <= MAX_EXACT_K else "interior_point")
+        solver = resolve_solver(a.solver, K)
         try:
             self.agg = build_aggregation(a.name, reduction=a.reduction, lam=a.lam, delta=a.delta, eps=a.eps,
                                          normalize=a.normalize, solver=solver, max_iter=a.max_iter, k=K).to(self.device)

@@ -48,7 +48,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from gan_bench.aggregation import MAX_EXACT_K
+from gan_bench.aggregation import MAX_EXACT_K, resolve_solver
 from gan_bench.cli import conf_dir
 from gan_bench.config import register_configs
 from gan_bench.metrics.inception import tf32
@@ -75,13 +75,11 @@ def compose(overrides: Sequence[str]) -> DictConfig:
 
 
 def mgd_solver(k: int, requested: str) -> str:
-    """``exact`` up to ``MAX_EXACT_K`` discriminators, the interior-point solver beyond (``auto``), or the requested one."""
-    if requested == "auto":
-        return "exact" if k <= MAX_EXACT_K else "interior_point"
+    """:func:`gan_bench.aggregation.resolve_solver`, with the exact solver's limit as a command-line error."""
     if requested == "exact" and k > MAX_EXACT_K:
         raise ValueError(f"--mgd-solver exact supports K <= {MAX_EXACT_K} discriminators, got K = {k}; "
                          "use --mgd-solver auto, interior_point or frank_wolfe")
-    return requested
+    return resolve_solver(requested, k)
 
 
 def bench_config(k: int, agg: str, args: argparse.Namespace) -> DictConfig:

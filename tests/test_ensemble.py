@@ -130,6 +130,7 @@ def test_per_member_inputs_each_discriminator_sees_its_own_batch(kind):
     # one backward of the sum on x.expand(K, ...) separates the K input-gradients
     x = _input(kind)
     xk = x.unsqueeze(0).expand(3, *x.shape).requires_grad_(True)
+    assert torch.equal(ens.member_views(x), xk) and ens.member_views(x).data_ptr() == x.data_ptr()  # a view
     (g,) = torch.autograd.grad(ens(xk, per_member=True).sum(), xk)
     for i, m in enumerate(ref):
         xi = x.clone().requires_grad_(True)
