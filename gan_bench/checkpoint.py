@@ -8,10 +8,7 @@ the same folder, flushed and fsynced, then ``os.replace``d: a crash mid-write ne
 from __future__ import annotations
 
 import io
-import json
-import os
 import random
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +17,7 @@ import numpy as np
 import torch
 
 from gan_bench.errors import CheckpointError
+from gan_bench.files import atomic_write_bytes, atomic_write_json  # noqa: F401 (re-exported)
 
 FORMAT = 1
 # config keys that must match for a checkpoint to load into a run (anything else may change on resume)
@@ -31,33 +29,6 @@ COMPATIBILITY_KEYS = (
     "optimizer.lookahead.k2", "optimizer.averaging.ema", "optimizer.averaging.uniform",
     "regularizer.historical_averaging",
 )
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp creates 0600; results should be readable like any other output
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
-
-
-def atomic_write_json(path: Path, obj: Any) -> None:
-    atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=True, default=float) + "\n").encode())
 
 
 def rng_state() -> dict:

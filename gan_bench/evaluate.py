@@ -34,7 +34,8 @@ def eval_main(args: list[str]) -> int:
         return 0 if args else 2
     import torch
 
-    from gan_bench.checkpoint import atomic_write_json, load_checkpoint
+    from gan_bench.checkpoint import load_checkpoint
+    from gan_bench.files import atomic_write_json
     from gan_bench.train import Run, _evaluator, evaluate
 
     target, overrides = Path(args[0]), args[1:]
@@ -83,7 +84,7 @@ def classifier_main(args: list[str]) -> int:
     import torch
     from hydra import compose, initialize_config_dir
 
-    from gan_bench.checkpoint import atomic_write_bytes
+    from gan_bench.files import atomic_write_bytes
     from gan_bench.cli import conf_dir
     from gan_bench.config import register_configs
     from gan_bench.data import load_dataset

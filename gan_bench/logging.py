@@ -87,7 +87,7 @@ class RunLogger:
 
 def save_samples(samples: torch.Tensor, path: Path, tb: Any, it: int, real: torch.Tensor | None = None) -> None:
     """An image grid (images in [-1, 1]) or, for 2-D points, a scatter plot of samples over data."""
-    from gan_bench.checkpoint import atomic_write_bytes
+    from gan_bench.files import atomic_write_bytes
 
     path.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()

@@ -512,7 +512,7 @@ def _split(text: str | None) -> list[str] | None:
 
 def write_output(path: Path, text: str, force: bool) -> None:
     """Write ``text`` to ``path`` atomically (temp file + os.replace); an existing file only with ``force``."""
-    from gan_bench.checkpoint import atomic_write_bytes
+    from gan_bench.files import atomic_write_bytes
 
     if path.is_dir():
         raise GanBenchError(f"--output {path} is a folder")

@@ -180,7 +180,7 @@ def test_existing_run_is_never_overwritten(tmp_path):
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     """A crash while writing leaves the previous checkpoint intact and no temp file behind."""
-    from gan_bench import checkpoint
+    from gan_bench import checkpoint, files
 
     path = tmp_path / "last.pt"
     checkpoint.save_checkpoint(path, {"x": torch.ones(3)})
@@ -189,8 +189,8 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     def boom(fd):
         raise OSError("disk full")
 
-    monkeypatch.setattr(checkpoint.os, "fsync", boom)
-    with pytest.raises(OSError):
+    monkeypatch.setattr(files.os, "fsync", boom)
+    with pytest.raises(files.WriteError, match="disk full while writing .*last.pt"):
         checkpoint.save_checkpoint(path, {"x": torch.zeros(3)})
     assert _digest(path) == before
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
