@@ -19,16 +19,10 @@ import torch
 from gan_bench.errors import CheckpointError
 from gan_bench.files import atomic_write_bytes, atomic_write_json  # noqa: F401 (re-exported)
 
-FORMAT = 1
-# config keys that must match for a checkpoint to load into a run (anything else may change on resume)
-COMPATIBILITY_KEYS = (
-    "dataset.name", "dataset.resolution", "dataset.channels", "model.name", "model.z_dim", "model.g_width",
-    "model.d_width", "model.depth", "model.g_norm", "model.d_norm", "model.spectral_norm",
-    "model.minibatch_discrimination.b", "model.minibatch_discrimination.c", "discriminators.count",
-    "discriminators.projection", "aggregation.name", "optimizer.name", "optimizer.update", "optimizer.lookahead.k",
-    "optimizer.lookahead.k2", "optimizer.averaging.ema", "optimizer.averaging.uniform",
-    "regularizer.historical_averaging",
-)
+FORMAT = 2  # 2: the config holds _target_ nodes (gan-bench >= the plug-in layout); 1: the earlier flat config
+#: config keys a resumed run may change; every other key defines the run (its maths) and must stay as it was
+RESUMABLE = ("train.iterations", "train.log_every", "train.checkpoint_every", "train.sample_every", "train.progress",
+             "train.device", "train.measure_flops", "eval", "name", "resume", "plugins")
 
 
 def rng_state() -> dict:
@@ -70,24 +64,38 @@ def load_checkpoint(path: Path) -> dict:
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt and cannot be read ({first[:200]})") from None
     except Exception as err:  # unpickling garbage raises a zoo of exception types
         raise CheckpointError(f"checkpoint {path} is corrupt and cannot be read ({type(err).__name__})") from None
+    if isinstance(state, dict) and state.get("format") == 1:
+        raise CheckpointError(f"{path} was written by an earlier gan-bench (checkpoint format 1, before the config "
+                              "became _target_ nodes); this version cannot resume it: start a new run")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a gan-bench checkpoint (format {FORMAT})")
     state["path"] = str(path)
     return state
 
 
-def _get(cfg: dict, dotted: str) -> Any:
-    node: Any = cfg
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
+def _flatten(tree: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(tree, dict) and tree:
+        out: dict[str, Any] = {}
+        for k, v in tree.items():
+            out.update(_flatten(v, f"{prefix}{k}."))
+        return out
+    return {prefix[:-1]: tree}
 
 
-def check_compatible(saved_cfg: dict, cfg: dict, path: str) -> None:
-    """Raise a CheckpointError naming every setting in which the checkpoint differs from the run's config."""
-    diffs = [f"{k}: checkpoint has {_get(saved_cfg, k)!r}, config has {_get(cfg, k)!r}"
-             for k in COMPATIBILITY_KEYS if _get(saved_cfg, k) != _get(cfg, k)]
+def config_changes(saved: dict, new: dict) -> list[tuple[str, Any, Any]]:
+    """``(key, saved value, new value)`` for every dotted key that differs between two configs."""
+    a, b = _flatten(saved), _flatten(new)
+    return [(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+
+
+def resumable(key: str) -> bool:
+    return any(key == r or key.startswith(r + ".") for r in RESUMABLE)
+
+
+def check_resumable(saved: dict, new: dict, path: str) -> None:
+    """A resumed run keeps the configuration it was started with: raise a CheckpointError naming every key that
+    differs from the checkpoint's, but those a resume may change (``RESUMABLE``)."""
+    diffs = [f"{k} (checkpoint has {a!r}, now {b!r})" for k, a, b in config_changes(saved, new) if not resumable(k)]
     if diffs:
-        raise CheckpointError(f"checkpoint {path} is incompatible with this config: " + "; ".join(diffs))
+        raise CheckpointError(f"checkpoint {path}: a resumed run keeps its configuration, but these keys differ: "
+                              + "; ".join(diffs) + f". Only {', '.join(RESUMABLE)} may change on resume")

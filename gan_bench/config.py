@@ -1,120 +1,86 @@
-"""Structured config schemas (Hydra ConfigStore) and the value checks Hydra cannot express.
+"""The config contract: the schemas, how a ``_target_`` node is built, and the one check of a composed config.
 
-Hydra already rejects unknown keys, wrong types and unknown group options (listing the valid ones);
-:func:`validate` rejects impossible values with one readable sentence before anything is trained.
+* Plain sections (``train``, ``eval``, ``regularizer``, ``dataset`` by kind, ...) are dataclasses below; a field's
+  allowed range is metadata on the field, checked by :func:`check_config` (the only place it is checked).
+* Components (``model.generator``, ``model.discriminator``, ``discriminators.projection``, ``loss``, ``aggregation``,
+  ``optimizer.rule``, ``optimizer.base``) are ``_target_`` nodes. Each registered option's schema is its class's
+  constructor signature (:mod:`gan_bench.registry`), stored in Hydra's ConfigStore as ``schema/<group>/<option>`` and
+  named in the defaults list of the option's YAML, so Hydra types the node while composing; the constructor checks
+  the values. A user's own class gets its schema from its signature the same way.
+* :func:`check_config` runs on the composed config before anything is written: every node against its schema
+  (this also catches keys added with ``+``, which Hydra lets through), the ranges, cross-component rules, and a dry
+  build of every component (models on the meta device, the optimizer on a one-parameter game).
 """
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import typing
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
-from gan_bench.errors import ConfigError
+from gan_bench.data.core import MIXTURES, DatasetName
+from gan_bench.errors import ConfigError, GanBenchError
+from gan_bench.registry import HYDRA_KEYS, Registry, choice, locate, signature_schema
+from gan_bench.stabilizers.gradient_penalty import Penalty
+from gan_bench.stabilizers.unrolled import Method as UnrollMethod
 
-IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar10_64", "svhn", "stl10", "celeba", "image_folder")
-POINT_DATASETS = ("ring8", "grid25")
-MODELS = ("mlp", "dcgan")
-LOSSES = ("ns", "minimax", "ls", "hinge", "wasserstein")
-AGGREGATIONS = ("avg", "gman", "gman_auto", "hv", "mgd")
-BASE_OPTIMIZERS = ("sgd", "adam")
-RULES = ("alternating", "simultaneous", "extragradient", "optimistic", "svre")
-PENALTIES = ("none", "wgan_gp", "r1", "dragan")
-G_NORMS = ("batch", "vbn", "none")
-D_NORMS = ("none", "batch", "layer")
-PROJECTIONS = ("none", "random")
-DEVICES = ("auto", "cpu", "cuda")
+Device = choice("Device", ("auto", "cpu", "cuda"))
+Progress = choice("Progress", ("auto", "bar", "lines", "off"))
+GeneratorKind = choice("GeneratorKind", ("raw", "ema", "uniform"))
+ClassifierLayer = choice("ClassifierLayer", ("logits", "penultimate"))
+Split = choice("Split", ("train", "test"))
+IMAGE_RESOLUTIONS = (8, 16, 28, 32, 48, 64, 128, 256)
 
 
+def num(default: Any, low: float | None = None, *, strict: bool = False, high: float | None = None,
+        high_strict: bool = False, choices: tuple | None = None) -> Any:
+    """A numeric field with its allowed range (``low`` <(=) value <(=) ``high``, or one of ``choices``)."""
+    return field(default=default, metadata={"low": low, "strict": strict, "high": high, "high_strict": high_strict,
+                                            "choices": choices})
+
+
+# ------------------------------------------------------------------------------------------------ plain sections
 @dataclass
-class DatasetConfig:
-    name: str = "digits"
+class ImageDatasetConfig:
+    name: DatasetName = MISSING
     root: Optional[str] = None  # where the files are (or go, when downloading)
-    resolution: int = 16  # images are resized to resolution x resolution
-    channels: int = 1
+    resolution: int = num(16, choices=IMAGE_RESOLUTIONS)  # images are resized to resolution x resolution
+    channels: int = num(1, choices=(1, 3))
     download: bool = True  # try to download when the files are missing (needs network)
     flip: bool = False  # random horizontal flips of real batches
     in_memory: bool = True  # hold the whole set as one uint8 tensor on the training device
-    max_images: int = 0  # 0 = all
-    # 2-D Gaussian mixtures (ring8, grid25)
-    n_points: int = 50_000
-    std: float = 0.02
-    scale: float = 2.0  # ring radius / grid spacing
+    max_images: int = num(0, 0)  # 0 = all
 
 
 @dataclass
-class MinibatchDiscriminationConfig:
-    b: int = 0  # number of kernels B (0 = off)
-    c: int = 5  # kernel dimension C
+class PointDatasetConfig:
+    name: DatasetName = MISSING
+    n_points: int = num(50_000, 1)
+    std: float = num(0.02, 0, strict=True)
+    scale: float = num(2.0, 0, strict=True)  # ring radius / grid spacing
 
 
 @dataclass
 class ModelConfig:
-    name: str = "dcgan"
-    z_dim: int = 100
-    g_width: int = 64  # DCGAN: channels of the last G block (ngf); MLP: hidden width of G
-    d_width: int = 64  # DCGAN: channels of the first D block (ndf); MLP: hidden width of D
-    depth: int = 3  # MLP hidden layers
-    g_norm: str = "batch"
-    d_norm: str = "none"
-    spectral_norm: bool = False
-    minibatch_discrimination: MinibatchDiscriminationConfig = field(default_factory=MinibatchDiscriminationConfig)
+    z_dim: int = num(100, 1)
+    generator: Any = MISSING  # a model/generator node (_target_)
+    discriminator: Any = MISSING  # a model/discriminator node (_target_)
 
 
 @dataclass
 class DiscriminatorsConfig:
-    count: int = 1
-    projection: str = "none"  # "random": each D sees its own frozen random projection of the input
+    count: int = num(1, 1)
+    spectral_norm: bool = False  # batched spectral normalisation of every Conv2d / Linear of each D
+    projection: Any = MISSING  # a discriminators/projection node (_target_)
 
 
 @dataclass
-class AggregationConfig:
-    name: str = "avg"
-    reduction: str = "mean"  # avg: mean or sum (the paper's code sums)
-    lam: float = 0.8  # gman softmax temperature (initial value for gman_auto)
-    delta: float = 1.5  # hv nadir slack, eta = max(delta * max_k l_k, eps)
-    eps: float = 1e-6
-    normalize: bool = False  # mgd: use w*/||w*||
-    solver: str = "auto"  # mgd: exact (K <= 12) | interior_point | frank_wolfe | auto (exact up to K = 12, then interior_point)
-    max_iter: int = 100
-
-
-@dataclass
-class LossConfig:
-    name: str = "ns"
-    real_label: float = 1.0  # 0.9 = one-sided label smoothing (fake target stays 0)
-
-
-@dataclass
-class UnrollConfig:
-    steps: int = 0
-    lr: float = 0.0  # step size of the unrolled updates (0 = the discriminator's learning rate)
-    method: str = "sgd"  # sgd | adam (D's own update rule, moments from D's optimizer state as in Metz et al.'s code)
-
-
-@dataclass
-class RegularizerConfig:
-    gp: str = "none"
-    gp_weight: float = 10.0
-    instance_noise: float = 0.0  # initial std of instance noise (0 = off)
-    instance_noise_anneal: int = 0  # iterations to anneal the std linearly to 0 (0 = constant)
-    feature_matching: float = 0.0  # weight of Salimans et al.'s feature matching term (0 = off)
-    feature_matching_only: bool = False  # G minimises only the feature matching term
-    historical_averaging: float = 0.0  # weight of the historical averaging penalty, both players (0 = off)
-    unroll: UnrollConfig = field(default_factory=UnrollConfig)
-
-
-@dataclass
-class PlayerOptimConfig:
-    lr: float = 2e-4
-    betas: List[float] = field(default_factory=lambda: [0.5, 0.999])
-    momentum: float = 0.0
-    weight_decay: float = 0.0
-
-
-@dataclass
-class LookaheadConfig:
+class LookaheadConfig:  # values checked by gan_bench.optim.lookahead.check_lookahead
     k: int = 0  # 0 = off
     alpha: float = 0.5
     k2: int = 0  # nested "super-slow" level, 0 = off
@@ -122,14 +88,7 @@ class LookaheadConfig:
 
 
 @dataclass
-class SVREConfig:
-    epoch_length: int = 100
-    refresh: str = "random"  # random (probability 1/epoch_length, as the authors' code) | epoch
-    noise_set: int = 0  # size of the fixed noise set of the finite sum (0 = dataset size)
-
-
-@dataclass
-class AveragingConfig:
+class AveragingConfig:  # values checked by gan_bench.optim.averaging.ParamAverage
     ema: float = 0.999  # EMA decay of the generator's parameters (0 = off)
     uniform: bool = False  # also keep the uniform average
     start: int = 0  # iteration at which averaging starts
@@ -137,153 +96,404 @@ class AveragingConfig:
 
 @dataclass
 class OptimizerConfig:
-    name: str = "adam"
-    # the update rule: alternating | simultaneous | extragradient | optimistic | svre. Read it as
-    # cfg.optimizer["update"]: attribute access would find DictConfig.update (the dict method).
-    update: str = "alternating"
-    g: PlayerOptimConfig = field(default_factory=PlayerOptimConfig)
-    d: PlayerOptimConfig = field(default_factory=PlayerOptimConfig)
+    rule: Any = MISSING  # an optimizer/rule node (_target_): alternating, simultaneous, extragradient, optimistic, svre
+    base: Any = MISSING  # an optimizer/base node (_target_): the players' torch optimizer and its shared keys
+    g: Any = field(default_factory=dict)  # G's keys of the base optimizer on top of base (lr, betas, ...); None = base's
+    d: Any = field(default_factory=dict)
     lookahead: LookaheadConfig = field(default_factory=LookaheadConfig)
-    svre: SVREConfig = field(default_factory=SVREConfig)
     averaging: AveragingConfig = field(default_factory=AveragingConfig)
 
 
 @dataclass
+class UnrollConfig:
+    steps: int = num(0, 0)
+    lr: float = num(0.0, 0)  # step size of the unrolled updates (0 = the discriminator's learning rate)
+    method: UnrollMethod = UnrollMethod.sgd  # sgd | adam (D's own update rule, moments from D's optimizer state as in Metz et al.'s code)
+
+
+@dataclass
+class RegularizerConfig:
+    gp: Penalty = Penalty.none
+    gp_weight: float = num(10.0, 0)
+    instance_noise: float = num(0.0, 0)  # initial std of instance noise (0 = off)
+    instance_noise_anneal: int = num(0, 0)  # iterations to anneal the std linearly to 0 (0 = constant)
+    feature_matching: float = num(0.0, 0)  # weight of Salimans et al.'s feature matching term (0 = off)
+    feature_matching_only: bool = False  # G minimises only the feature matching term
+    historical_averaging: float = num(0.0, 0)  # weight of the historical averaging penalty, both players (0 = off)
+    unroll: UnrollConfig = field(default_factory=UnrollConfig)
+
+
+@dataclass
 class TrainConfig:
-    iterations: int = 1000
-    batch_size: int = 64
-    n_dis: int = 1
+    iterations: int = num(1000, 1)
+    batch_size: int = num(64, 1)
+    n_dis: int = num(1, 1)
     seed: int = 0
-    device: str = "auto"
-    log_every: int = 50
-    checkpoint_every: int = 500
-    sample_every: int = 500
-    n_grid: int = 64  # fixed-noise samples in the grid
+    device: Device = Device.auto
+    log_every: int = num(50, 1)
+    checkpoint_every: int = num(500, 1)
+    sample_every: int = num(500, 1)
+    n_grid: int = num(64, 1)  # fixed-noise samples in the grid
     measure_flops: bool = True
-    progress: str = "auto"  # auto (rich bar on a terminal, log lines otherwise) | bar | lines | off
+    progress: Progress = Progress.auto  # auto (rich bar on a terminal, log lines otherwise) | bar | lines | off
 
 
 @dataclass
 class EvalConfig:
-    every: int = 0  # 0 = only at the end of training
-    metrics: List[str] = field(default_factory=list)  # fid, is, kid, pr, fid_classifier, modes
-    n_samples: int = 10_000
-    batch_size: int = 200
-    generators: List[str] = field(default_factory=lambda: ["raw", "ema"])
+    every: int = num(0, 0)  # 0 = only at the end of training
+    metrics: List[str] = field(default_factory=list)  # registered metric names: fid, is, kid, pr, fid_classifier, ...
+    n_samples: int = num(10_000, 1)
+    batch_size: int = num(200, 1)
+    generators: List[GeneratorKind] = field(default_factory=lambda: [GeneratorKind.raw, GeneratorKind.ema])
+    split: Split = Split.train  # the real reference: the training set or the test set (the multi-D paper's FID-c)
     inception_weights: Optional[str] = None
     classifier: Optional[str] = None
-    classifier_layer: str = "logits"
-    modes_min_count: int = 1  # samples a 2-D mode needs to count as covered (PacGAN: 20 of 2,500)
+    classifier_layer: ClassifierLayer = ClassifierLayer.logits
+    modes_min_count: int = num(1, 1)  # samples a 2-D mode needs to count as covered (PacGAN: 20 of 2,500)
     cache_dir: Optional[str] = None
 
 
 @dataclass
 class Config:
-    dataset: DatasetConfig = MISSING
-    model: ModelConfig = MISSING
-    discriminators: DiscriminatorsConfig = MISSING
-    aggregation: AggregationConfig = MISSING
-    optimizer: OptimizerConfig = MISSING
-    loss: LossConfig = MISSING
+    dataset: Any = MISSING  # ImageDatasetConfig or PointDatasetConfig, by dataset.name
+    model: ModelConfig = field(default_factory=ModelConfig)
+    discriminators: DiscriminatorsConfig = field(default_factory=DiscriminatorsConfig)
+    aggregation: Any = MISSING  # an aggregation node (_target_)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    loss: Any = MISSING  # a loss node (_target_)
     regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     name: str = "default"
     resume: Optional[str] = None  # a run directory, a checkpoint file, or true (= this run's directory)
+    plugins: List[str] = field(default_factory=list)  # modules imported first (your own metrics or components)
+
+
+# ------------------------------------------------------------------------------------------------ components
+def component_groups() -> dict[str, Registry]:
+    """Config path of each ``_target_`` node -> the registry of its options."""
+    from gan_bench.aggregation import AGGREGATIONS
+    from gan_bench.losses import LOSSES
+    from gan_bench.models import DISCRIMINATORS, GENERATORS, PROJECTIONS
+    from gan_bench.optim import BASES, RULES
+
+    return {"model.generator": GENERATORS, "model.discriminator": DISCRIMINATORS,
+            "discriminators.projection": PROJECTIONS, "loss": LOSSES, "aggregation": AGGREGATIONS,
+            "optimizer.rule": RULES, "optimizer.base": BASES}
+
+
+_SCHEMA_OWNERS: dict[str, tuple[str, str, str]] = {}  # schema class name -> (what, its keys, "component" | "section" | "dataset")
+
+
+def schema_owner(name: str) -> tuple[str, str, str] | None:
+    """What a schema (by class name, as OmegaConf's errors give it) describes: for messages."""
+    return _SCHEMA_OWNERS.get(name)
+
+
+def _own(schema: type, what: str, kind: str) -> type:
+    keys = ", ".join(f.name for f in dataclasses.fields(schema) if f.name != "_target_")
+    _SCHEMA_OWNERS[schema.__name__] = (what, keys or "none", kind)
+    return schema
 
 
 def register_configs() -> None:
-    ConfigStore.instance().store(name="gan_bench_schema", node=Config)
+    """Store the primary schema and one schema per registered option (``schema/<group>/<option>``) in Hydra's
+    ConfigStore; an option's YAML names its schema in its defaults list."""
+    cs = ConfigStore.instance()
+    cs.store(name="gan_bench_schema", node=Config)
+    cs.store(group="schema/dataset", name="image", node=_own(ImageDatasetConfig, "an image dataset", "dataset"))
+    cs.store(group="schema/dataset", name="points", node=_own(PointDatasetConfig, "a 2-D points dataset", "dataset"))
+    for section, schema in PLAIN_SECTIONS.items():
+        _own(schema, section, "section")
+    for schema, where in ((UnrollConfig, "regularizer.unroll"), (LookaheadConfig, "optimizer.lookahead"),
+                          (AveragingConfig, "optimizer.averaging"), (Config, "the config")):
+        _own(schema, where, "section")
+    for registry in component_groups().values():
+        for name in registry.names():
+            schema = registry.schema(registry.entry(name).cls)
+            if schema is not None:
+                cs.store(group=f"schema/{registry.group}", name=name, node=_own(schema, f"{registry.group}={name}", "component"))
+    from gan_bench.optim import BASES
+
+    for name in BASES.names():  # optimizer.g / optimizer.d: any key of the base optimizer, None = the base's value
+        schema = player_schema(BASES.schema(BASES.entry(name).cls))
+        cs.store(group="schema/optimizer/player", name=name, node=_own(schema, f"optimizer/base={name}", "component"))
 
 
-def _one_of(where: str, value: Any, allowed: tuple) -> None:
-    if value not in allowed:
-        raise ConfigError(f"{where}={value!r} is not valid; choose one of: {', '.join(map(str, allowed))}")
+def player_schema(base: type) -> type:
+    """The schema of ``optimizer.g`` / ``optimizer.d`` for a base optimizer: its keys, each optional (None = the value
+    in ``optimizer.base``)."""
+    fields = [(f.name, Optional[f.type] if f.type is not Any else Any, field(default=None))
+              for f in dataclasses.fields(base) if f.name != "_target_"]
+    return dataclasses.make_dataclass(f"Player{base.__name__}", fields)
 
 
-def _positive(where: str, value: float, strict: bool = True) -> None:
-    if value < 0 or (strict and value == 0):
-        raise ConfigError(f"{where}={value} is impossible: it must be {'> 0' if strict else '>= 0'}")
+def plain(node: Any) -> Any:
+    """A config node as plain Python (dicts, lists, strings for the option Enums), interpolations resolved."""
+    if isinstance(node, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
+    return node
 
 
-def validate(cfg: Any) -> None:
-    """Reject impossible values with one readable sentence (dataset-size checks happen once data is loaded)."""
-    d, m = cfg.dataset, cfg.model
-    _one_of("dataset.name", d.name, IMAGE_DATASETS + POINT_DATASETS)
-    _one_of("model.name", m.name, MODELS)
-    _one_of("model.g_norm", m.g_norm, G_NORMS)
-    _one_of("model.d_norm", m.d_norm, D_NORMS)
-    _one_of("discriminators.projection", cfg.discriminators.projection, PROJECTIONS)
-    _one_of("aggregation.name", cfg.aggregation.name, AGGREGATIONS)
-    _one_of("aggregation.reduction", cfg.aggregation.reduction, ("mean", "sum"))
-    _one_of("aggregation.solver", cfg.aggregation.solver, ("auto", "exact", "interior_point", "frank_wolfe"))
-    if cfg.aggregation.name == "mgd" and cfg.aggregation.solver == "exact" and cfg.discriminators.count > 12:
-        raise ConfigError(f"aggregation.solver=exact enumerates the simplex's faces and is limited to 12 "
-                          f"discriminators (got {cfg.discriminators.count}); use aggregation.solver=auto, interior_point or frank_wolfe")
-    _one_of("loss.name", cfg.loss.name, LOSSES)
-    _one_of("optimizer.name", cfg.optimizer.name, BASE_OPTIMIZERS)
-    _one_of("optimizer.update", cfg.optimizer["update"], RULES)
-    _one_of("optimizer.svre.refresh", cfg.optimizer.svre.refresh, ("random", "epoch"))
-    _one_of("regularizer.gp", cfg.regularizer.gp, PENALTIES)
-    _one_of("train.device", cfg.train.device, DEVICES)
-    _one_of("train.progress", cfg.train.progress, ("auto", "bar", "lines", "off"))
-    if cfg.discriminators.count < 1:
-        raise ConfigError(f"discriminators.count={cfg.discriminators.count} is impossible: at least 1 discriminator is needed")
-    if d.name in POINT_DATASETS and m.name != "mlp":
-        raise ConfigError(f"dataset={d.name} holds 2-D points: use model=mlp (got model={m.name})")
-    if d.name in IMAGE_DATASETS and m.name == "mlp":
-        raise ConfigError(f"dataset={d.name} holds images: use model=dcgan (got model=mlp)")
-    if d.name in IMAGE_DATASETS:
-        if d.resolution < 8 or (d.resolution not in (28,) and d.resolution & (d.resolution - 1)):
-            raise ConfigError(f"dataset.resolution={d.resolution} is not supported: use 8, 16, 28, 32, 64, 128 or 256")
-        _one_of("dataset.channels", d.channels, (1, 3))
-    for name, player in (("g", cfg.optimizer.g), ("d", cfg.optimizer.d)):
-        _positive(f"optimizer.{name}.lr", player.lr)
-        if len(player.betas) != 2 or not all(0.0 <= b < 1.0 for b in player.betas):
-            raise ConfigError(f"optimizer.{name}.betas={list(player.betas)} is impossible: two values in [0, 1) are needed")
-        _positive(f"optimizer.{name}.momentum", player.momentum, strict=False)
-        _positive(f"optimizer.{name}.weight_decay", player.weight_decay, strict=False)
-    la = cfg.optimizer.lookahead
-    _positive("optimizer.lookahead.k", la.k, strict=False)
-    _positive("optimizer.lookahead.k2", la.k2, strict=False)
-    for key, alpha in (("alpha", la.alpha), ("alpha2", la.alpha2)):
-        if not 0.0 < alpha <= 1.0:
-            raise ConfigError(f"optimizer.lookahead.{key}={alpha} is impossible: it must lie in (0, 1]")
-    _positive("optimizer.svre.epoch_length", cfg.optimizer.svre.epoch_length)
-    ema = cfg.optimizer.averaging.ema
-    if not 0.0 <= ema < 1.0:
-        raise ConfigError(f"optimizer.averaging.ema={ema} is impossible: it must lie in [0, 1) (0 = off)")
-    if cfg.aggregation.name == "hv" and cfg.aggregation.delta <= 1.0:
-        raise ConfigError(f"aggregation.delta={cfg.aggregation.delta} is impossible: hypervolume needs delta > 1")
-    if cfg.loss.real_label != 1.0 and cfg.loss.name in ("hinge", "wasserstein"):
-        raise ConfigError(f"loss.real_label={cfg.loss.real_label}: one-sided label smoothing applies to the ns, minimax "
-                          f"and ls losses, not to loss={cfg.loss.name}")
-    if not 0.0 < cfg.loss.real_label <= 1.0:
-        raise ConfigError(f"loss.real_label={cfg.loss.real_label} is impossible: it must lie in (0, 1]")
-    t = cfg.train
-    for key in ("iterations", "batch_size", "n_dis", "log_every", "checkpoint_every", "sample_every", "n_grid"):
-        _positive(f"train.{key}", getattr(t, key))
-    _positive("model.z_dim", m.z_dim)
-    _positive("model.g_width", m.g_width)
-    _positive("model.d_width", m.d_width)
-    _positive("regularizer.gp_weight", cfg.regularizer.gp_weight, strict=False)
-    _positive("regularizer.instance_noise", cfg.regularizer.instance_noise, strict=False)
-    _positive("regularizer.feature_matching", cfg.regularizer.feature_matching, strict=False)
-    _positive("regularizer.historical_averaging", cfg.regularizer.historical_averaging, strict=False)
-    _positive("regularizer.unroll.steps", cfg.regularizer.unroll.steps, strict=False)
-    _one_of("regularizer.unroll.method", cfg.regularizer.unroll.method, ("sgd", "adam"))
-    _positive("regularizer.unroll.lr", cfg.regularizer.unroll.lr, strict=False)
-    _positive("optimizer.svre.noise_set", cfg.optimizer.svre.noise_set, strict=False)
-    _positive("eval.modes_min_count", cfg.eval.modes_min_count)
-    if cfg.regularizer.gp != "none" and (m.d_norm == "batch" or m.minibatch_discrimination.b > 0):
-        raise ConfigError(f"regularizer.gp={cfg.regularizer.gp} needs each D output to depend on its own sample only; "
-                          "model.d_norm=batch and minibatch discrimination mix the batch (use model.d_norm=layer or none)")
-    if cfg.regularizer.feature_matching_only and cfg.regularizer.feature_matching == 0:
+def _option_name(where: str, target: str, registry: Registry | None = None) -> str:
+    registry = registry or component_groups().get(where)
+    name = registry.name_of(target) if registry is not None else None
+    group = registry.group if registry is not None else where
+    return f"{group}={name}" if name else f"{where}._target_={target}"
+
+
+def _check_keys(spec: dict, cls: Any, where: str, registry: Registry | None) -> None:
+    """Every key of ``spec`` must be a keyword of ``cls``'s constructor (its schema); a missing required one too."""
+    runtime = registry.runtime if registry is not None else ()
+    schema = registry.schema(cls) if registry is not None else signature_schema(cls, runtime)
+    if schema is None:  # the constructor takes **kwargs: any key
+        return
+    allowed = {f.name for f in dataclasses.fields(schema)} - {"_target_"}
+    option = _option_name(where, spec["_target_"], registry)
+    for key in spec:
+        if key not in allowed and key not in HYDRA_KEYS:
+            what = ", ".join(sorted(allowed)) or "none"
+            raise ConfigError(f"{where}.{key} does not apply to {option} (its keys: {what})")
+    for f in dataclasses.fields(schema):
+        if f.default == "???" and f.name not in spec:
+            raise ConfigError(f"{where}.{f.name} is required by {option}: add {where}.{f.name}=VALUE")
+    try:
+        OmegaConf.merge(OmegaConf.structured(schema), {k: v for k, v in spec.items() if k not in HYDRA_KEYS[1:]})
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{where}: {_first_line(err)}") from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def target_class(spec: dict, where: str) -> Any:
+    target = spec.get("_target_") if isinstance(spec, dict) else None
+    if not target:
+        raise ConfigError(f"{where} must name its class with {where}._target_=module.Class")
+    try:
+        return locate(target)
+    except Exception as err:
+        raise ConfigError(f"{where}._target_={target} cannot be imported ({_first_line(err)}); is its package on "
+                          "PYTHONPATH?") from None
+
+
+def _with_where(err: BaseException, where: str, spec: dict) -> ConfigError:
+    """A constructor's error as one line naming the config key: ``delta=0.5 is ...`` -> ``aggregation.delta=0.5 ...``."""
+    msg = _first_line(err)
+    key = msg.split("=", 1)[0] if "=" in msg else ""
+    if key.isidentifier() and key in spec:
+        return ConfigError(f"{where}.{msg}")
+    return ConfigError(f"{where} ({_option_name(where, spec.get('_target_', '?'))}): {msg}")
+
+
+def instantiate(node: Any, where: str, *, group: Registry | None = None, **runtime: Any) -> Any:
+    """Build the ``_target_`` node at config path ``where``, gan-bench passing ``runtime`` arguments (data shape,
+    number of discriminators, ...). Keys are checked against the class's schema first (the options of ``group``, by
+    default the group of ``where``); any error is one ConfigError naming the key."""
+    from hydra.errors import InstantiationException
+    from hydra.utils import instantiate as hydra_instantiate
+
+    spec = plain(node)
+    cls = target_class(spec, where)
+    _check_keys(spec, cls, where, group or component_groups().get(where))
+    try:
+        return hydra_instantiate(spec, **runtime, _convert_="all")
+    except InstantiationException as err:
+        cause = err.__cause__ or err
+        if isinstance(cause, (GanBenchError, ValueError, TypeError)):
+            raise _with_where(cause, where, spec) from None
+        raise
+    except (GanBenchError, ValueError, TypeError) as err:
+        raise _with_where(err, where, spec) from None
+
+
+# ------------------------------------------------------------------------------------------------ the one check
+#: keys of earlier versions -> what replaced them (an old key gets this one line instead of "unknown key")
+RENAMED = {
+    "model.name": "model=NAME (model.generator / model.discriminator are _target_ nodes now)",
+    "model.g_width": "model.generator.width", "model.d_width": "model.discriminator.width",
+    "model.depth": "model.generator.depth and model.discriminator.depth",
+    "model.g_norm": "model.generator.norm", "model.d_norm": "model.discriminator.norm",
+    "model.spectral_norm": "discriminators.spectral_norm",
+    "model.minibatch_discrimination": "model.discriminator.minibatch_kernels / minibatch_kernel_dim",
+    "model.minibatch_discrimination.b": "model.discriminator.minibatch_kernels",
+    "model.minibatch_discrimination.c": "model.discriminator.minibatch_kernel_dim",
+    "aggregation.name": "aggregation=NAME", "loss.name": "loss=NAME", "dataset.kind": "dataset=NAME",
+    "optimizer.name": "optimizer/base=NAME (adam or sgd)",
+    "optimizer.update": "optimizer/rule=NAME (alternating, simultaneous, extragradient, optimistic, svre)",
+    "optimizer.svre": "optimizer.rule.KEY with optimizer/rule=svre (epoch_length, refresh, noise_set)",
+}
+PLAIN_SECTIONS = {"model": ModelConfig, "discriminators": DiscriminatorsConfig, "optimizer": OptimizerConfig,
+                  "regularizer": RegularizerConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+def renamed_message(key: str) -> str | None:
+    """The one-line message for a key an earlier version used (``key`` or a parent of it), or None."""
+    for old, new in RENAMED.items():
+        if key == old or key.startswith(old + "."):
+            return f"{key} was renamed: use {new}"
+    return None
+
+
+def _check_range(value: Any, meta: dict, where: str) -> None:
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        raise ConfigError(f"{where}={value} is not supported: use one of {', '.join(map(str, meta['choices']))}")
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and (value < low or (meta["strict"] and value == low)):
+        raise ConfigError(f"{where}={value} is impossible: it must be {'>' if meta['strict'] else '>='} {low:g}")
+    if high is not None and (value > high or (meta["high_strict"] and value == high)):
+        raise ConfigError(f"{where}={value} is impossible: it must be {'<' if meta['high_strict'] else '<='} {high:g}")
+
+
+def _check_plain(node: dict, schema: type, where: str) -> None:
+    """Keys, types and ranges of a plain section (recursing into nested sections); component nodes inside it are
+    checked by :func:`_check_component`."""
+    hints = typing.get_type_hints(schema)
+    fields = {f.name: f for f in dataclasses.fields(schema)}
+    for key in node:
+        if key not in fields:
+            full = f"{where}.{key}" if where else key
+            raise ConfigError(renamed_message(full) or f"{full} is not a config key; valid keys of "
+                              f"{where or 'the config'}: {', '.join(fields)}")
+    for key, value in node.items():
+        if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
+            _check_plain(value, hints[key], f"{where}.{key}" if where else key)
+    try:
+        OmegaConf.merge(OmegaConf.structured(schema), node)
+    except OmegaConfBaseException as err:
+        raise ConfigError(f"{where}: {_first_line(err)}" if where else _first_line(err)) from None
+    for key, value in node.items():
+        if fields[key].metadata and isinstance(value, (int, float)) and not isinstance(value, bool):
+            _check_range(value, fields[key].metadata, f"{where}.{key}" if where else key)
+
+
+def _check_dataset(node: dict) -> str:
+    """The dataset node against the schema of its kind; returns the kind ("image" or "points")."""
+    kind, schema = ("points", PointDatasetConfig) if node.get("name") in MIXTURES else ("image", ImageDatasetConfig)
+    fields = [f.name for f in dataclasses.fields(schema)]
+    for key in node:
+        if key not in fields:
+            raise ConfigError(f"dataset.{key} does not apply to dataset={node.get('name')} (an {kind} dataset; its "
+                              f"keys: {', '.join(fields)})" if kind == "image" else
+                              f"dataset.{key} does not apply to dataset={node.get('name')} (2-D points; its keys: "
+                              f"{', '.join(fields)})")
+    _check_plain(node, schema, "dataset")
+    return kind
+
+
+def _import_plugins(modules: list[str]) -> None:
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as err:
+            raise ConfigError(f"plugins: cannot import {module} ({_first_line(err)})") from None
+
+
+def _select(tree: dict, dotted: str) -> Any:
+    for part in dotted.split("."):
+        tree = tree.get(part) if isinstance(tree, dict) else None
+    return tree
+
+
+def _check_component(spec: Any, where: str, registry: Registry) -> None:
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{where} must be a config node with a _target_ (choose an option of {registry.group}: "
+                          f"{', '.join(registry.names())})")
+    _check_keys(spec, target_class(spec, where), where, registry)
+
+
+def _check_players(opt: dict) -> None:
+    """optimizer.g / optimizer.d hold keys of the base optimizer's class."""
+    from gan_bench.optim import BASES
+
+    cls = target_class(opt["base"], "optimizer.base")
+    for player in ("g", "d"):
+        spec = {**opt["base"], **{k: v for k, v in (opt.get(player) or {}).items() if v is not None}}
+        try:
+            _check_keys(spec, cls, "optimizer.base", BASES)
+        except ConfigError as err:
+            raise ConfigError(str(err).replace("optimizer.base.", f"optimizer.{player}.", 1)) from None
+
+
+def metric_names() -> list[str]:
+    from gan_bench.metrics import METRICS
+
+    return list(METRICS)
+
+
+def _check_combinations(cfg: dict, kind: str) -> None:
+    """Rules that involve two components (each component checks its own values when built)."""
+    reg, d = cfg["regularizer"], cfg["model"]["discriminator"]
+    if reg["gp"] != "none" and (d.get("norm") == "batch" or d.get("minibatch_kernels", 0) > 0):
+        raise ConfigError(f"regularizer.gp={reg['gp']} needs each D output to depend on its own sample only; "
+                          "model.discriminator.norm=batch and minibatch discrimination mix the batch "
+                          "(use model.discriminator.norm=layer or none)")
+    if reg["feature_matching_only"] and reg["feature_matching"] == 0:
         raise ConfigError("regularizer.feature_matching_only=true needs regularizer.feature_matching > 0")
-    e = cfg.eval
-    _positive("eval.every", e.every, strict=False)
-    _positive("eval.n_samples", e.n_samples)
-    _positive("eval.batch_size", e.batch_size)
-    for g in e.generators:
-        _one_of("eval.generators", g, ("raw", "ema", "uniform"))
-    _one_of("eval.classifier_layer", e.classifier_layer, ("logits", "penultimate"))
+    from gan_bench.data.sources import STREAMABLE
+    from gan_bench.optim import SVRE
+
+    ds = cfg["dataset"]
+    if ds["name"] == "image_folder" and not ds.get("root"):
+        raise ConfigError("dataset.root needs a value: add dataset.root=/path/to/images for dataset=image_folder")
+    streaming = kind == "image" and not ds["in_memory"] and ds["name"] in STREAMABLE
+    if streaming and issubclass(target_class(cfg["optimizer"]["rule"], "optimizer.rule"), SVRE):
+        raise ConfigError("optimizer/rule=svre needs a finite sum held in memory: use dataset.in_memory=true")
+    unknown = [m for m in cfg["eval"]["metrics"] if m not in metric_names()]
+    if unknown:
+        raise ConfigError(f"eval.metrics: unknown metric {unknown[0]!r}; registered: {', '.join(metric_names())}")
+
+
+def data_shape(dataset: dict) -> tuple[int, ...]:
+    """The shape of one example, from the dataset config alone."""
+    if dataset["name"] in MIXTURES:
+        return (2,)
+    return (dataset["channels"], dataset["resolution"], dataset["resolution"])
+
+
+def _dry_build(cfg: DictConfig, tree: dict) -> None:
+    """Build every component once where it costs nothing (models on the meta device, the optimizer on a
+    one-parameter game), so that every constructor's value check runs before anything is written."""
+    import torch
+
+    from gan_bench.models import build_discriminator, build_generator
+    from gan_bench.optim import ParamAverage, build_game_optimizer
+    from gan_bench.optim.toy_games import StochasticBilinearGame
+    from gan_bench.stabilizers import Stabilizers
+
+    instantiate(cfg.aggregation, "aggregation", k=cfg.discriminators.count)
+    instantiate(cfg.loss, "loss")
+    shape = data_shape(tree["dataset"])
+    with torch.device("meta"):
+        build_generator(cfg, shape)
+        build_discriminator(cfg, shape)
+    toy = StochasticBilinearGame.random(n=2, d=1, a_noise=0.0, bc_noise=0.0)
+    build_game_optimizer(cfg.optimizer, toy, n_dis=cfg.train.n_dis)
+    av = tree["optimizer"]["averaging"]
+    try:
+        ParamAverage(torch.nn.Linear(1, 1), "ema", beta=av["ema"], start=av["start"])
+    except ValueError as err:
+        raise ConfigError(f"optimizer.averaging: {_first_line(err)}") from None
+    dummy = {"G": [torch.zeros(1)], "D": [torch.zeros(1)]}
+    try:
+        Stabilizers.from_config(cfg.regularizer, dummy, d_lr=1.0, d_betas=(0.5, 0.999))
+    except ValueError as err:
+        raise ConfigError(f"regularizer: {_first_line(err)}") from None
+
+
+def check_config(cfg: DictConfig) -> None:
+    """The whole check of a composed config, before anything is built or written: one ConfigError, one line."""
+    tree = plain(cfg)
+    _import_plugins(tree.get("plugins") or [])
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:
+        raise ConfigError(f"{missing[0]} needs a value: add {missing[0]}=VALUE")
+    _check_plain({k: v for k, v in tree.items() if k != "dataset"}, Config, "")
+    kind = _check_dataset(tree["dataset"])
+    for where, registry in component_groups().items():
+        _check_component(_select(tree, where), where, registry)
+    _check_players(tree["optimizer"])
+    _check_combinations(tree, kind)
+    _dry_build(cfg, tree)

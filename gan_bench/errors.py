@@ -5,8 +5,8 @@ class GanBenchError(Exception):
     """Base class for errors caused by the user's input (config, data, checkpoints)."""
 
 
-class ConfigError(GanBenchError):
-    """An impossible or inconsistent configuration value."""
+class ConfigError(GanBenchError, ValueError):
+    """An impossible or inconsistent configuration value (also a ``ValueError`` for callers from Python)."""
 
 
 class DataError(GanBenchError):

@@ -25,7 +25,7 @@ block on CUDA); a cell is the median block's ms/iter.
 (on a shared CPU, ``--threads 1`` keeps the timings stable: with several threads, one descheduled thread
 stalls the others and single blocks take 5-10x longer.)
 
-Extra Hydra overrides may follow the options (e.g. ``model.d_width=32``); the loop reference reads the
+Extra Hydra overrides may follow the options (e.g. ``model.discriminator.width=32``); the loop reference reads the
 same config (widths, learning rates, betas, HV delta) and rejects settings it does not implement.
 """
 from __future__ import annotations
@@ -49,13 +49,12 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from gan_bench.aggregation import MAX_EXACT_K, resolve_solver
-from gan_bench.cli import conf_dir
-from gan_bench.config import register_configs
+from gan_bench.launch import compose_config as compose
 from gan_bench.metrics.inception import tf32
-from gan_bench.ensemble import DiscriminatorEnsemble
+from gan_bench.models.ensemble import DiscriminatorEnsemble
 from gan_bench.game import Sample
 from gan_bench.models import build_discriminator
-from gan_bench.train import Run
+from gan_bench.run import Run
 
 AGGS = ("avg", "gman", "hv", "mgd")
 LOOP = "loop-hv"
@@ -64,16 +63,6 @@ TARGETS = {"loop_over_vec": 4.0, "scaling": 1.5, "mgd_over_hv": 2.0}  # stated f
 
 
 # -- configuration ------------------------------------------------------------------------------------------
-def compose(overrides: Sequence[str]) -> DictConfig:
-    """The config ``gan-bench train OVERRIDES`` would run with."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-
-    register_configs()
-    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        return hydra_compose("config", overrides=list(overrides))
-
-
 def mgd_solver(k: int, requested: str) -> str:
     """:func:`gan_bench.aggregation.resolve_solver`, with the exact solver's limit as a command-line error."""
     if requested == "exact" and k > MAX_EXACT_K:
@@ -93,23 +82,40 @@ def bench_config(k: int, agg: str, args: argparse.Namespace) -> DictConfig:
 
 def check_reference_config(cfg: DictConfig) -> None:
     """The loop reference implements plain alternating Adam on the non-saturating loss and nothing else."""
+    from gan_bench.config import component_groups, plain
+    from gan_bench.run import player_settings
+
+    tree = plain(cfg)
+
+    def option(where: str) -> str | None:
+        return component_groups()[where].name_of(tree_select(tree, where)["_target_"])
+
+    g, d = player_settings(cfg.optimizer, "g"), player_settings(cfg.optimizer, "d")
     unsupported = {
-        "loss.name": (cfg.loss.name, "ns"), "loss.real_label": (cfg.loss.real_label, 1.0),
-        "optimizer.name": (cfg.optimizer.name, "adam"), "optimizer.update": (cfg.optimizer["update"], "alternating"),
-        "train.n_dis": (cfg.train.n_dis, 1), "model.spectral_norm": (cfg.model.spectral_norm, False),
-        "model.name": (cfg.model.name, "dcgan"), "regularizer.gp": (cfg.regularizer.gp, "none"),
+        "loss": (option("loss"), "ns"), "loss.real_label": (cfg.loss.get("real_label", 1.0), 1.0),
+        "optimizer/base": (option("optimizer.base"), "adam"), "optimizer/rule": (option("optimizer.rule"), "alternating"),
+        "train.n_dis": (cfg.train.n_dis, 1), "discriminators.spectral_norm": (cfg.discriminators.spectral_norm, False),
+        "model/discriminator": (option("model.discriminator"), "dcgan"),
+        "discriminators/projection": (option("discriminators.projection"), "none"),
+        "regularizer.gp": (str(cfg.regularizer.gp), "none"),
         "regularizer.instance_noise": (cfg.regularizer.instance_noise, 0.0),
         "regularizer.feature_matching": (cfg.regularizer.feature_matching, 0.0),
         "regularizer.historical_averaging": (cfg.regularizer.historical_averaging, 0.0),
         "regularizer.unroll.steps": (cfg.regularizer.unroll.steps, 0),
         "optimizer.lookahead.k": (cfg.optimizer.lookahead.k, 0),
-        "optimizer.g.weight_decay": (cfg.optimizer.g.weight_decay, 0.0),
-        "optimizer.d.weight_decay": (cfg.optimizer.d.weight_decay, 0.0),
+        "optimizer.g.weight_decay": (g.get("weight_decay", 0.0), 0.0),
+        "optimizer.d.weight_decay": (d.get("weight_decay", 0.0), 0.0),
     }
     bad = [f"{key}={got} (needs {want})" for key, (got, want) in unsupported.items() if got != want]
     if bad:
         raise ValueError("the per-discriminator loop reference only implements alternating Adam on the "
                          "non-saturating loss without regularisers; unsupported override(s): " + ", ".join(bad))
+
+
+def tree_select(tree: dict, dotted: str):
+    for part in dotted.split("."):
+        tree = tree[part]
+    return tree
 
 
 # -- the per-discriminator loop of the paper's code ----------------------------------------------------------
@@ -125,11 +131,13 @@ class LoopReference:
     def __init__(self, G: nn.Module, discriminators: Sequence[nn.Module], sample: Callable[[], Sample],
                  cfg: DictConfig):
         self.G, self.discriminators, self.sample = G, list(discriminators), sample
+        from gan_bench.run import player_settings
+
         self.delta = cfg.aggregation.delta
-        d, g = cfg.optimizer.d, cfg.optimizer.g
-        self.d_opts = [torch.optim.Adam(m.parameters(), lr=d.lr, betas=tuple(d.betas)) for m in self.discriminators]
+        d, g = player_settings(cfg.optimizer, "d"), player_settings(cfg.optimizer, "g")
+        self.d_opts = [torch.optim.Adam(m.parameters(), lr=d["lr"], betas=tuple(d["betas"])) for m in self.discriminators]
         self.g_params = list(G.parameters())
-        self.g_opt = torch.optim.Adam(self.g_params, lr=g.lr, betas=tuple(g.betas))
+        self.g_opt = torch.optim.Adam(self.g_params, lr=g["lr"], betas=tuple(g["betas"]))
 
     def step(self) -> tuple[torch.Tensor, torch.Tensor]:
         """One iteration; returns the detached D losses ``[K]`` and generator losses ``l_k`` ``[K]``."""
@@ -341,7 +349,7 @@ def print_report(timings: list[Timing], checks: list[Check], rows: list[dict], a
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. model.d_width=32")
+    parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. model.discriminator.width=32")
     parser.add_argument("--ks", default="1,8,24", help="numbers of discriminators, comma-separated (default 1,8,24)")
     parser.add_argument("--aggs", default=",".join(AGGS), help=f"vectorised aggregations (default {','.join(AGGS)})")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))

@@ -17,8 +17,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 
-from gan_bench.optim import build_game_optimizer  # noqa: E402
+from gan_bench.optim import BASES, RULES, build_game_optimizer  # noqa: E402
 from gan_bench.optim.toy_games import BilinearGame, StochasticBilinearGame  # noqa: E402
+from gan_bench.registry import target_path  # noqa: E402
 
 DETERMINISTIC = [  # label, rule, lookahead
     ("simultaneous GDA", "simultaneous", None),
@@ -27,6 +28,12 @@ DETERMINISTIC = [  # label, rule, lookahead
     ("optimistic GDA", "optimistic", None),
     ("Lookahead-GDA (alt, k=5, a=0.5)", "alternating", {"k": 5, "alpha": 0.5}),
 ]
+
+
+def sgd_config(rule: str, lr: float, **rule_keys) -> dict:
+    """The ``optimizer`` config node: ``rule`` with SGD for both players."""
+    return {"rule": {"_target_": target_path(RULES.entry(rule).cls), **rule_keys},
+            "base": {"_target_": target_path(BASES.entry("sgd").cls), "lr": lr}}
 
 
 def trajectory(game, config: dict, budget: int) -> tuple[list, list, list]:
@@ -53,7 +60,7 @@ def main() -> None:
     fig, ((ax_det, ax_det_dist), (ax_sto, ax_sto_dist)) = plt.subplots(2, 2, figsize=(13, 12))
     for label, rule, lookahead in DETERMINISTIC:
         game = BilinearGame(torch.eye(1), torch.ones(1), torch.ones(1))
-        config = {"name": "sgd", "update": rule, "g": {"lr": args.lr}, "d": {"lr": args.lr}}
+        config = sgd_config(rule, args.lr)
         if lookahead:
             config["lookahead"] = lookahead
         points, distances, evals = trajectory(game, config, args.budget)
@@ -74,8 +81,7 @@ def main() -> None:
                                       ("SVRE", "svre", "tab:green", 1.5)):
         torch.manual_seed(0)
         game = StochasticBilinearGame.random(n=20, d=1, a_noise=0.2, bc_noise=0.5, seed=0)
-        config = {"name": "sgd", "update": rule, "g": {"lr": 0.3}, "d": {"lr": 0.3},
-                  "svre": {"epoch_length": 20, "refresh": "random"}}
+        config = sgd_config(rule, 0.3, **({"epoch_length": 20, "refresh": "random"} if rule == "svre" else {}))
         points, distances, evals = trajectory(game, config, args.stochastic_budget)
         xs, ys = zip(*points)
         ax_sto.plot(xs, ys, lw=width, color=color, label=label, alpha=0.8)

@@ -56,8 +56,8 @@ COMPARISONS: dict[str, Comparison] = {
     ),
     "b": Comparison(
         "(b) grid25: baseline vs minibatch discrimination (B=16)",
-        "model.minibatch_discrimination.b",
-        (BASELINE_GRID25, Arm("b/mbd16", ("+experiment=grid25", "model.minibatch_discrimination.b=16"))),
+        "model.discriminator.minibatch_kernels",
+        (BASELINE_GRID25, Arm("b/mbd16", ("+experiment=grid25", "model.discriminator.minibatch_kernels=16"))),
     ),
     "c": Comparison(
         "(c) grid25: K=1 AVG vs K=8 HV",

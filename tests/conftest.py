@@ -15,25 +15,20 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
 def compose(overrides: list[str] | tuple[str, ...] = ()):
-    """The config `gan-bench train OVERRIDES` would run with."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
+    """The config `gan-bench train OVERRIDES` would run with (the same composition and error messages)."""
+    from gan_bench.launch import compose_config
 
-    from gan_bench.cli import conf_dir
-    from gan_bench.config import register_configs
-
-    register_configs()
-    with initialize_config_dir(config_dir=conf_dir(), version_base="1.3"):
-        return hydra_compose("config", overrides=list(overrides))
+    return compose_config(list(overrides))
 
 
 # small, fast settings for end-to-end runs on 2 CPU cores
-TINY = ["model.g_width=8", "model.d_width=8", "dataset.resolution=8", "train.batch_size=16", "train.log_every=2",
-        "train.sample_every=1000", "train.checkpoint_every=1000", "train.n_grid=16", "train.progress=off"]
+TINY = ["model.generator.width=8", "model.discriminator.width=8", "dataset.resolution=8", "train.batch_size=16",
+        "train.log_every=2", "train.sample_every=1000", "train.checkpoint_every=1000", "train.n_grid=16",
+        "train.progress=off"]
 
 
-def cli(*args: str, cwd: Path | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO), HYDRA_FULL_ERROR="0")
+def cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=str(REPO), HYDRA_FULL_ERROR="0", **(env or {}))
     return subprocess.run([sys.executable, "-m", "gan_bench", *args], cwd=cwd or REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)
 

@@ -8,9 +8,10 @@ import pytest
 import torch
 
 from conftest import compose
-from gan_bench.train import Run, train
+from gan_bench.run import Run
+from gan_bench.train import train
 
-SMALL = ["dataset=ring8", "model=mlp", "model.g_width=16", "model.d_width=16", "model.z_dim=4", "dataset.n_points=256",
+SMALL = ["dataset=ring8", "model=mlp", "model.generator.width=16", "model.discriminator.width=16", "model.z_dim=4", "dataset.n_points=256",
          "train.batch_size=32", "train.progress=off", "train.log_every=1", "train.sample_every=1000",
          "train.checkpoint_every=1000", "train.measure_flops=false"]
 
@@ -32,12 +33,12 @@ def test_loss_k_aggregation_optimizer_compose(tmp_path, overrides):
     ["regularizer.gp=wgan_gp", "loss=wasserstein"], ["regularizer.gp=r1"], ["regularizer.gp=dragan"],
     ["regularizer.instance_noise=0.5", "regularizer.instance_noise_anneal=10"], ["loss.real_label=0.9"],
     ["regularizer.feature_matching=1.0"], ["regularizer.feature_matching=1.0", "regularizer.feature_matching_only=true"],
-    ["model.minibatch_discrimination.b=8"], ["regularizer.historical_averaging=0.01"], ["model.g_norm=vbn"],
+    ["model.discriminator.minibatch_kernels=8"], ["regularizer.historical_averaging=0.01"], ["model.generator.norm=vbn"],
     ["regularizer.unroll.steps=3"], ["regularizer.unroll.steps=2", "regularizer.unroll.method=adam"],
-    ["model.spectral_norm=true"], ["discriminators.projection=random"],
+    ["discriminators.spectral_norm=true"], ["discriminators/projection=random"],
     ["aggregation=mgd"], ["aggregation=mgd", "aggregation.normalize=true"], ["aggregation=gman"],
-    ["aggregation=gman_auto"], ["optimizer=svre", "optimizer.svre.epoch_length=2"], ["optimizer=optimistic"],
-    ["optimizer=lookahead", "optimizer.lookahead.k=2"], ["optimizer.update=simultaneous"], ["train.n_dis=3"],
+    ["aggregation=gman_auto"], ["optimizer=svre", "optimizer.rule.epoch_length=2"], ["optimizer=optimistic"],
+    ["optimizer=lookahead", "optimizer.lookahead.k=2"], ["optimizer/rule=simultaneous"], ["train.n_dis=3"],
 ], ids=lambda o: "+".join(o))
 def test_each_stabiliser_trains_with_three_discriminators(tmp_path, extra):
     out = train(compose(["train.iterations=3", "discriminators.count=3", *SMALL, *extra]), tmp_path)
@@ -46,7 +47,8 @@ def test_each_stabiliser_trains_with_three_discriminators(tmp_path, extra):
 
 def _g_grads(overrides):
     torch.manual_seed(0)
-    run = Run(compose(["discriminators.count=2", *SMALL, *overrides]), None)
+    base = [o for o in SMALL if not o.startswith("dataset.n_points")] if "dataset=digits" in overrides else SMALL
+    run = Run(compose(["discriminators.count=2", *base, *overrides]), None)
     torch.manual_seed(1)
     s = run.game.sample()
     return run, s, run.game.grad(("G",), s)["G"]
@@ -78,22 +80,22 @@ def test_label_smoothing_changes_only_the_discriminator_real_term():
     from gan_bench import losses as L
 
     r, f = torch.randn(2, 5), torch.randn(2, 5)
-    smooth, plain = L.ns_d(r, f, 0.9), L.ns_d(r, f, 1.0)
+    smooth, plain = L.NonSaturating(0.9).d(r, f), L.NonSaturating(1.0).d(r, f)
     manual = (0.9 * torch.nn.functional.softplus(-r) + 0.1 * torch.nn.functional.softplus(r)).mean(-1) \
         + torch.nn.functional.softplus(f).mean(-1)
     torch.testing.assert_close(smooth, manual)
     # the fake part is untouched: the difference does not depend on the fake logits
-    torch.testing.assert_close(L.ns_d(r, f + 3, 0.9) - L.ns_d(r, f + 3, 1.0), smooth - plain)
+    torch.testing.assert_close(L.NonSaturating(0.9).d(r, f + 3) - L.NonSaturating(1.0).d(r, f + 3), smooth - plain)
     assert not torch.allclose(smooth, plain)
 
 
-IMAGES = ["dataset=digits", "dataset.resolution=8", "model=dcgan_small", "model.g_width=8", "model.d_width=8",
+IMAGES = ["dataset=digits", "dataset.resolution=8", "model=dcgan_small", "model.generator.width=8", "model.discriminator.width=8",
           "model.z_dim=8"]
 
 
 @pytest.mark.parametrize("extra", [[], ["regularizer.feature_matching=0.5"], IMAGES,
                                    [*IMAGES, "regularizer.feature_matching=0.5", "discriminators.count=4"],
-                                   [*IMAGES, "discriminators.projection=random", "regularizer.historical_averaging=0.1"]],
+                                   [*IMAGES, "discriminators/projection=random", "regularizer.historical_averaging=0.1"]],
                          ids=["mlp", "mlp+fm", "dcgan", "dcgan+fm+k4", "dcgan+rp+hist"])
 def test_mgd_direction_in_training_is_the_min_norm_point_of_the_per_d_gradients(extra):
     """The step gets d l_k / d x from one backward through the Ds and pulls the K cotangents back through G;
@@ -103,39 +105,43 @@ def test_mgd_direction_in_training_is_the_min_norm_point_of_the_per_d_gradients(
     run, s, grads = _g_grads(["aggregation=mgd", "discriminators.count=3", *extra])
     fake = run.G(s.z)
     logits, f_fake = run.D(fake, return_features=True)
-    l_k = run.game.g_loss_fn(logits)
-    if run.game.fm > 0:
+    l_k = run.game.loss.g(logits)
+    fm = run.cfg.regularizer.feature_matching
+    if fm > 0:
         _, f_real = run.D(s.real, return_features=True)
-        l_k = l_k + run.game.fm * (f_real.detach().mean(1) - f_fake.mean(1)).pow(2).sum(-1)
+        l_k = l_k + fm * (f_real.detach().mean(1) - f_fake.mean(1)).pow(2).sum(-1)
     torch.testing.assert_close(run.game.last["g/l_k"], l_k.detach())
     rows = per_loss_grads(l_k, list(run.G.parameters()))
     alpha = min_norm_point(rows @ rows.T)
     ref = alpha @ rows
-    if "G" in run.game.hist:  # historical averaging adds its own gradient to the MGD direction
+    if "G" in run.game.stab.penalties:  # historical averaging adds its own gradient to the MGD direction
         ref = ref + torch.cat([g.reshape(-1) for g in torch.autograd.grad(
-            run.game.hist_weight * run.game.hist["G"].penalty(), list(run.G.parameters()))])
+            run.game.stab.penalties["G"](), list(run.G.parameters()))])
     torch.testing.assert_close(torch.cat([g.reshape(-1) for g in grads]), ref, atol=1e-6, rtol=1e-5)
     torch.testing.assert_close(run.game.last["agg/alpha"], alpha, atol=1e-5, rtol=1e-4)  # same Gram matrix
     assert (alpha >= 0).all()
 
 
 def test_svre_redraws_the_noise_set_at_each_snapshot_and_mu_is_its_full_gradient():
-    run = Run(compose([*SMALL, "optimizer=svre", "optimizer.svre.refresh=epoch", "optimizer.svre.epoch_length=2",
-                       "optimizer.svre.noise_set=64"]), None)
+    run = Run(compose([*SMALL, "optimizer=svre", "optimizer.rule.refresh=epoch", "optimizer.rule.epoch_length=2",
+                       "optimizer.rule.noise_set=64"]), None)
     run.opt.step()  # snapshot 1
-    first = run.game.noise_set.clone()
-    inner = run.opt
-    mu = [m.clone() for m in inner.mu["G"]]
-    moved = inner.save(tuple(run.game.players))
-    inner.restore(inner.snapshot)  # mu is the full gradient at the snapshot, over the current noise set
-    at_snapshot = run.game.full_grad(("G",))["G"]
+    svre = run.opt
+    first = svre.finite_sum.noise.clone()
+    mu = [m.clone() for m in svre.mu["G"]]
+    moved = svre.save(tuple(run.game.players))
+    svre.restore(svre.snapshot)  # mu is the full gradient at the snapshot, over the current noise set
+    at_snapshot = svre.finite_sum.mean_grad(("G",))["G"]
     for a, b in zip(mu, at_snapshot):
         torch.testing.assert_close(a, b)
-    inner.restore(moved)
+    svre.restore(moved)
     run.opt.step()
-    assert torch.equal(run.game.noise_set, first)  # same epoch
+    assert torch.equal(svre.finite_sum.noise, first)  # same epoch
     run.opt.step()  # snapshot 2
-    assert run.game.noise_set.shape == (64, 4) and not torch.equal(run.game.noise_set, first)
+    assert svre.finite_sum.noise.shape == (64, 4) and not torch.equal(svre.finite_sum.noise, first)
+    # every stochastic sample of SVRE draws its noise vectors from the current noise set
+    z = svre.draw().z
+    assert all(any(torch.equal(v, u) for u in svre.finite_sum.noise) for v in z)
 
 
 def test_logging_statistics_only_when_recorded():
@@ -161,14 +167,14 @@ def test_mgd_auto_solver_is_exact_at_every_k(k, solver):
 
     for update in ("alternating", "simultaneous"):
         torch.manual_seed(0)
-        run = Run(compose([*SMALL, "aggregation=mgd", f"discriminators.count={k}", f"optimizer.update={update}"]),
+        run = Run(compose([*SMALL, "aggregation=mgd", f"discriminators.count={k}", f"optimizer/rule={update}"]),
                   None)
         assert run.game.agg.solver == solver
         torch.manual_seed(1)
         s = run.game.sample()
         out = run.game.grad(("G", "D") if update == "simultaneous" else ("G",), s)
         direction = torch.cat([g.reshape(-1) for g in out["G"]]).double()
-        rows = per_loss_grads(run.game.g_loss_fn(run.D(run.G(s.z))), list(run.G.parameters())).double()
+        rows = per_loss_grads(run.game.loss.g(run.D(run.G(s.z))), list(run.G.parameters())).double()
         q = (rows @ rows.T).numpy()
         q = q / q.diagonal().max()
         ref = minimize(lambda a: a @ q @ a, torch.full((k,), 1.0 / k).numpy(), jac=lambda a: 2 * q @ a, method="SLSQP",
@@ -179,7 +185,7 @@ def test_mgd_auto_solver_is_exact_at_every_k(k, solver):
         alpha = run.game.last["agg/alpha"].double()
         torch.testing.assert_close(direction, alpha @ rows, atol=1e-6 * scale.item(), rtol=0)
         if update == "simultaneous":
-            ref_d = torch.autograd.grad(run.game.d_loss_fn(run.D(s.real), run.D(run.G(s.z).detach()),
-                                                           run.game.real_label).sum(), run.game.params("D"))
+            ref_d = torch.autograd.grad(run.game.loss.d(run.D(s.real), run.D(run.G(s.z).detach())).sum(),
+                                        run.game.params("D"))
             for a, b in zip(out["D"], ref_d):
                 torch.testing.assert_close(a, b)

@@ -1,21 +1,29 @@
-"""Every group option composes; impossible values and typos fail before training with a clear message."""
+"""The config contract: every option composes; every key that does not apply to the chosen option, every unknown key
+(however added), every impossible value and every renamed key fails before anything is written, with one line."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import compose, cli
-from gan_bench.config import validate
+from conftest import cli, compose
+from gan_bench.config import check_config, component_groups
 from gan_bench.errors import ConfigError
 
 CONF = Path(__file__).resolve().parent.parent / "conf"
-GROUPS = ["dataset", "model", "discriminators", "aggregation", "optimizer", "loss"]
+GROUPS = ["dataset", "model", "discriminators", "discriminators/projection", "aggregation", "optimizer",
+          "optimizer/rule", "optimizer/base", "loss", "model/generator", "model/discriminator"]
+POINTS = ["dataset=ring8", "model=mlp"]
 
 
 def _options(group: str) -> list[str]:
     return sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+
+
+def _check(overrides: list[str]) -> None:
+    check_config(compose(overrides))
 
 
 def test_groups_have_options():
@@ -23,30 +31,34 @@ def test_groups_have_options():
         assert _options(g), g
 
 
+def _extra(group: str, option: str) -> list[str]:
+    """What an option needs besides itself to form a valid config."""
+    if group == "dataset" and option in ("ring8", "grid25"):
+        return ["model=mlp"]
+    if group == "dataset" and option == "image_folder":
+        return ["dataset.root=/some/folder"]
+    if group == "discriminators/projection" and option == "linear_wn":  # a vector: an MLP discriminator behind it
+        return ["model=mlp_mnist"]
+    return []
+
+
 @pytest.mark.parametrize("group", GROUPS)
-def test_every_group_option_composes(group):
+def test_every_group_option_composes_and_checks(group):
     for option in _options(group):
-        extra = []
-        if group == "dataset" and option in ("ring8", "grid25"):
-            extra = ["model=mlp"]
-        if group == "model" and option == "mlp":
-            extra = ["dataset=ring8"]
-        cfg = compose([f"{group}={option}", *extra])
-        assert OmegaConf.select(cfg, f"{group}") is not None
-        if option != "image_folder":  # its root is a required value (???)
-            validate(cfg)
+        cfg = compose([f"{group}={option}", *_extra(group, option)])
+        check_config(cfg)
 
 
 @pytest.mark.parametrize("exp", _options("experiment"))
-def test_every_experiment_composes_and_validates(exp):
+def test_every_experiment_composes_and_checks(exp):
     cfg = compose([f"+experiment={exp}"])
-    validate(cfg)
+    check_config(cfg)
     assert cfg.name == exp
 
 
 @pytest.mark.parametrize("exp", _options("experiment"))
 def test_presets_point_at_the_classifier_that_classifier_train_writes(exp):
-    from gan_bench.evaluate import default_classifier_path
+    from gan_bench.classifier_command import default_classifier_path
 
     cfg = compose([f"+experiment={exp}"])
     if "fid_classifier" in cfg.eval.metrics:
@@ -60,82 +72,185 @@ def test_discriminators_by_group_and_by_count():
     assert compose(["+experiment=cifar_hv24"]).discriminators.count == 24
 
 
-@pytest.mark.parametrize("override,needle", [
-    (["discriminators.count=0"], "discriminators.count=0"),
-    (["optimizer.g.lr=-0.1"], "optimizer.g.lr=-0.1"),
-    (["optimizer.d.lr=0"], "optimizer.d.lr=0"),
-    (["aggregation=hv", "aggregation.delta=1.0"], "delta"),
-    (["train.n_dis=0"], "train.n_dis"),
-    (["optimizer.lookahead.alpha=1.5"], "lookahead.alpha"),
-    (["dataset=ring8"], "model=mlp"),
-    (["dataset.resolution=20"], "dataset.resolution=20"),
-    (["loss.real_label=0"], "real_label"),
-    (["loss=hinge", "loss.real_label=0.9"], "one-sided label smoothing"),
-    (["regularizer.gp=wgan_gp", "model.d_norm=batch"], "regularizer.gp=wgan_gp"),
-    (["aggregation=mgd", "aggregation.solver=exact", "discriminators.count=16"], "aggregation.solver=exact"),
-    (["regularizer.unroll.lr=-1"], "regularizer.unroll.lr"),
-    (["optimizer.svre.noise_set=-5"], "optimizer.svre.noise_set"),
+# -- keys that do not apply to the chosen option ------------------------------------------------------------------
+def _component_options():
+    """(config path, group, option, a key of another option of the same group that this option does not take,
+    prefix): every such key added with "+", and the first one also as a plain override."""
+    cases = []
+    for where, registry in component_groups().items():
+        keys = {}
+        for name in registry.names():
+            schema = registry.schema(registry.entry(name).cls)
+            keys[name] = {f.name for f in dataclasses.fields(schema)} - {"_target_"} if schema else set()
+        every = set().union(*keys.values()) | {"not_a_key"}
+        for name in registry.names():
+            for i, key in enumerate(sorted(every - keys[name])):
+                cases += [(where, registry.group, name, key, prefix) for prefix in (("+", "") if i == 0 else ("+",))]
+    return cases
+
+
+def _group_override(group: str, name: str) -> list[str]:
+    if group == "optimizer/base":
+        return [f"optimizer/base={name}"]
+    return [f"{group}={name}"]
+
+
+@pytest.mark.parametrize("where,group,option,key,prefix", _component_options(),
+                         ids=lambda v: str(v).replace("/", ".") or "plain")
+def test_every_key_of_another_option_is_refused_naming_key_and_option(where, group, option, key, prefix):
+    """Whether added with + (which Hydra lets through) or as a plain override, a key that the chosen option does not
+    take fails with one line naming the key and the option."""
+    with pytest.raises(ConfigError) as err:
+        _check([*_group_override(group, option), *_extra(group, option), f"{prefix}{where}.{key}=1"])
+    msg = str(err.value)
+    assert f"{where}.{key} does not apply to {group}={option}" in msg, msg
+    assert "\n" not in msg
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    (["optimizer.g.momentum=0.9"], "optimizer.g.momentum does not apply to optimizer/base=adam"),
+    (["+optimizer.d.momentum=0.9"], "optimizer.d.momentum does not apply to optimizer/base=adam"),
+    (["optimizer/base=sgd", "optimizer.g.betas=[0.5,0.9]"], "optimizer.g.betas does not apply to optimizer/base=sgd"),
+    (["+dataset.n_points=5"], "dataset.n_points does not apply to dataset=digits"),
+    (["dataset.std=0.1"], "dataset.std does not apply to an image dataset"),
+    (["dataset=ring8", "model=mlp", "+dataset.resolution=8"], "dataset.resolution does not apply to dataset=ring8"),
+    (["+train.iteratons=5"], "train.iteratons is not a config key; valid keys of train: iterations"),
+    (["train.iteratons=5"], "train.iteratons is not a config key"),
+    (["+regularizer.unroll.step=3"], "regularizer.unroll.step is not a config key"),
+    (["+seed=3"], "seed is not a config key"),
 ])
-def test_impossible_values_are_rejected(override, needle):
-    cfg = compose(override)
-    with pytest.raises(ConfigError, match=None) as err:
-        validate(cfg)
+def test_unknown_and_misplaced_keys_are_refused(overrides, needle):
+    with pytest.raises(ConfigError) as err:
+        _check(overrides)
     assert needle in str(err.value)
 
 
+@pytest.mark.parametrize("override,new", [
+    ("model.g_width=8", "model.generator.width"), ("model.d_norm=layer", "model.discriminator.norm"),
+    ("model.spectral_norm=true", "discriminators.spectral_norm"),
+    ("model.minibatch_discrimination.b=4", "model.discriminator.minibatch_kernels"),
+    ("optimizer.update=svre", "optimizer/rule=NAME"), ("optimizer.name=sgd", "optimizer/base=NAME"),
+    ("aggregation.name=hv", "aggregation=NAME"), ("+optimizer.svre.epoch_length=3", "optimizer.rule.KEY"),
+    ("discriminators.projection=random", "discriminators/projection=random"),
+])
+def test_an_old_key_gets_one_line_naming_the_new_one(override, new):
+    with pytest.raises(ConfigError) as err:
+        compose([override])
+    assert new in str(err.value) and "\n" not in str(err.value)
+
+
+# -- impossible values --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("override,needle", [
+    (["discriminators.count=0"], "discriminators.count=0 is impossible"),
+    (["optimizer.g.lr=-0.1"], "optimizer.g.lr=-0.1"),
+    (["optimizer.d.lr=0"], "optimizer.d.lr=0"),
+    (["optimizer.base.lr=-1"], "optimizer.base.lr=-1"),
+    (["aggregation=hv", "aggregation.delta=1.0"], "aggregation.delta=1.0 is impossible"),
+    (["aggregation=gman", "aggregation.lam=-1"], "aggregation.lam=-1"),
+    (["train.n_dis=0"], "train.n_dis=0 is impossible"),
+    (["optimizer.lookahead.alpha=1.5"], "lookahead.alpha=1.5"),
+    (["optimizer.averaging.ema=1.5"], "beta=1.5 is impossible"),
+    (["dataset=ring8"], "model.generator (model/generator=dcgan): the DCGAN generator needs square images"),
+    (["dataset.resolution=20"], "dataset.resolution=20 is not supported"),
+    (["dataset.resolution=512"], "dataset.resolution=512 is not supported: use one of 8, 16, 28, 32, 48, 64, 128, 256"),
+    (["dataset.channels=2"], "dataset.channels=2 is not supported"),
+    (["loss.real_label=0"], "loss.real_label=0"),
+    (["loss=hinge", "+loss.real_label=0.9"], "loss.real_label does not apply to loss=hinge"),
+    (["regularizer.gp=wgan_gp", "model.discriminator.norm=batch"], "regularizer.gp=wgan_gp"),
+    (["regularizer.gp=r1", "model.discriminator.minibatch_kernels=4"], "mix the batch"),
+    (["regularizer.feature_matching_only=true"], "needs regularizer.feature_matching > 0"),
+    (["aggregation=mgd", "aggregation.solver=exact", "discriminators.count=16"], "aggregation.solver=exact"),
+    (["aggregation=mgd", "aggregation.solver=qp"], "aggregation.solver: Invalid value 'qp', expected one of"),
+    (["regularizer.unroll.lr=-1"], "regularizer.unroll.lr=-1"),
+    (["regularizer.gp=wgan"], "regularizer.gp: Invalid value 'wgan'"),
+    (["optimizer=svre", "optimizer.rule.noise_set=-5"], "optimizer.rule.noise_set=-5"),
+    (["optimizer=svre", "dataset=image_folder", "dataset.root=/x"], "optimizer/rule=svre needs a finite sum held in memory"),
+    (["train.iterations=many"], "train.iterations: Value 'many' of type 'str' could not be converted to Integer"),
+    (["eval.metrics=[fidd]"], "eval.metrics: unknown metric 'fidd'"),
+    (["eval.generators=[raw,best]"], "eval.generators"),
+    (["dataset=image_folder"], "dataset.root needs a value"),
+    (["model.generator._target_=nope.Gen"], "model.generator._target_=nope.Gen cannot be imported (no module named 'nope')"),
+    (["model=mlp", "dataset=ring8", "model.discriminator.dropout=1.0"], "model.discriminator.dropout=1.0 is impossible"),
+    (["discriminators/projection=conv_wn", "dataset=ring8", "model=mlp"], "conv_wn projects images"),
+])
+def test_impossible_values_are_rejected_with_one_line(override, needle):
+    with pytest.raises(ConfigError) as err:
+        _check(override)
+    assert needle in str(err.value), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+# -- the CLI: nothing is written, one line, non-zero exit ----------------------------------------------------------
 def test_cli_unknown_group_option_lists_valid_options(tmp_path):
     r = cli("train", "dataset=cifr10", f"hydra.run.dir={tmp_path}/run")
-    assert r.returncode != 0
+    assert r.returncode == 2
     assert "cifr10" in r.stderr and "cifar10" in r.stderr and "mnist" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
 
 
-def test_cli_unknown_key_and_wrong_type(tmp_path):
-    r = cli("train", "train.iteratons=5", f"hydra.run.dir={tmp_path}/a")
-    assert r.returncode != 0 and "iteratons" in r.stderr
-    r = cli("train", "train.iterations=many", f"hydra.run.dir={tmp_path}/b")
-    assert r.returncode != 0 and "many" in r.stderr
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
-
-
-def test_cli_impossible_value_one_line_and_no_run_dir(tmp_path):
-    r = cli("train", "discriminators.count=0", f"hydra.run.dir={tmp_path}/run")
-    assert r.returncode == 2
-    assert r.stderr.strip().splitlines()[-1].startswith("gan-bench: error: discriminators.count=0")
+@pytest.mark.parametrize("args,needle", [
+    (["aggregation=avg", "+aggregation.delta=3"], "aggregation.delta does not apply to aggregation=avg"),
+    (["aggregation=avg", "aggregation.delta=3"], "aggregation.delta does not apply to aggregation=avg"),
+    (["+train.iteratons=5"], "train.iteratons is not a config key"),
+    (["train.iterations=many"], "many"),
+    (["dataset.resolution=512"], "dataset.resolution=512 is not supported"),
+    (["discriminators.count=0"], "discriminators.count=0 is impossible"),
+    (["model.g_width=8"], "model.g_width was renamed: use model.generator.width"),
+])
+def test_cli_bad_config_one_line_exit_2_and_nothing_written(tmp_path, args, needle):
+    r = cli("train", *args, f"hydra.run.dir={tmp_path}/run")
+    assert r.returncode == 2, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("gan-bench: error: ") and needle in lines[0], r.stderr
     assert "Traceback" not in r.stderr
     assert not (tmp_path / "run").exists()
 
 
 def test_cli_batch_larger_than_dataset(tmp_path):
-    r = cli("train", "train.batch_size=5000", "model.g_width=8", "model.d_width=8",
+    r = cli("train", "train.batch_size=5000", "model.generator.width=8", "model.discriminator.width=8",
             f"hydra.run.dir={tmp_path}/run")
     assert r.returncode == 2
     assert "train.batch_size=5000 is larger than dataset=digits (1797 examples)" in r.stderr
     assert not (tmp_path / "run").exists()
 
 
-def test_help_lists_commands_and_groups():
+def test_help_lists_commands_groups_and_options():
     r = cli("--help")
     assert r.returncode == 0
     for c in ("train", "eval", "fid", "weights", "report"):
         assert c in r.stdout
     r = cli("train", "--help")
     assert r.returncode == 0
-    for g in ("dataset:", "aggregation:", "optimizer:", "hv", "cifar10_64", "experiment:"):
-        assert g in r.stdout
+    for g in ("dataset:", "aggregation: avg, gman, gman_auto, hv, mgd", "optimizer/rule:", "optimizer/base: adam, sgd",
+              "model/discriminator:", "discriminators/projection:", "cifar10_64", "experiment:", "_target_"):
+        assert g in r.stdout, g
+    assert "schema" not in r.stdout.split("== Config ==")[0]
 
 
 def test_errors_found_while_building_are_config_errors(tmp_path):
     import numpy as np
     from PIL import Image
 
-    from gan_bench.errors import ConfigError
-    from gan_bench.train import Run
+    from gan_bench.run import Run
 
-    with pytest.raises(ConfigError, match="aggregation"):
-        Run(compose(["aggregation=gman", "aggregation.lam=-1"]), None)
     for i in range(4):
         Image.fromarray(np.zeros((8, 8, 3), dtype=np.uint8)).save(tmp_path / f"{i}.png")
-    with pytest.raises(ConfigError, match="optimizer.update=svre needs a finite sum held in memory"):
+    with pytest.raises(ConfigError, match="optimizer/rule=svre needs a finite sum held in memory"):
         Run(compose(["optimizer=svre", "dataset=image_folder", f"dataset.root={tmp_path}", "dataset.resolution=8",
                      "train.batch_size=2"]), None)
+
+
+def test_config_values_reach_the_components():
+    """The _target_ nodes build what they say: the options' classes with their keys."""
+    from gan_bench.run import Run
+
+    run = Run(compose(["aggregation=hv", "aggregation.delta=2.5", "discriminators.count=2", "optimizer/base=sgd",
+                       "optimizer.g.momentum=0.5", "optimizer.d.lr=0.03", "loss=ls", "loss.real_label=0.9",
+                       "model.generator.width=8", "model.discriminator.width=8", "dataset.resolution=8"]), None)
+    assert type(run.agg).__name__ == "Hypervolume" and run.agg.delta == 2.5 and run.agg.k == 2
+    g, d = run.opt.optimizers["G"], run.opt.optimizers["D"]
+    assert type(g).__name__ == "SGD" and g.defaults["momentum"] == 0.5 and g.defaults["lr"] == 0.01
+    assert d.defaults["momentum"] == 0.0 and d.defaults["lr"] == 0.03
+    assert type(run.game.loss).__name__ == "LeastSquares" and run.game.loss.real_label == 0.9
+    assert OmegaConf.select(run.cfg, "model.generator._target_") == "gan_bench.models.dcgan.Generator"

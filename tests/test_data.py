@@ -12,14 +12,16 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from gan_bench.config import DatasetConfig
+from gan_bench.config import ImageDatasetConfig, PointDatasetConfig
+from gan_bench.data import MIXTURES
 from gan_bench.data import sources
 from gan_bench.data import InMemoryData, StreamingData, load_dataset, mixture_centres
 from gan_bench.errors import DataError
 
 
 def _cfg(**kw):
-    return OmegaConf.structured(DatasetConfig(**kw))
+    schema = PointDatasetConfig if kw["name"] in MIXTURES else ImageDatasetConfig
+    return OmegaConf.structured(schema(**kw))
 
 
 def test_digits_are_sklearns_real_digits_resized():

@@ -7,18 +7,19 @@ import pytest
 import torch
 import torch.nn as nn
 
-from gan_bench.ensemble import DiscriminatorEnsemble
+from gan_bench.models.ensemble import DiscriminatorEnsemble
 from gan_bench.models import dcgan, mlp
+from gan_bench.models.projection import Projected, RandomProjection
 
 
 def _make(kind: str):
     if kind == "dcgan":
-        return lambda: dcgan.Discriminator(1, 16, width=8)
+        return lambda: dcgan.Discriminator((1, 16, 16), width=8)
     if kind == "dcgan_mbd":
-        return lambda: dcgan.Discriminator(3, 8, width=8, mbd=(4, 3))
+        return lambda: dcgan.Discriminator((3, 8, 8), width=8, minibatch_kernels=4, minibatch_kernel_dim=3)
     if kind == "dcgan_rp":
-        return lambda: dcgan.Discriminator(1, 16, width=8, projection=True)
-    return lambda: mlp.Discriminator(2, 16, 2)
+        return lambda: Projected(RandomProjection((1, 16, 16)), dcgan.Discriminator((1, 16, 16), width=8))
+    return lambda: mlp.Discriminator((2,), width=16, depth=2)
 
 
 def _input(kind: str, b: int = 6) -> torch.Tensor:
@@ -145,7 +146,7 @@ def test_per_member_inputs_each_discriminator_sees_its_own_batch(kind):
 def test_ensemble_penalty_one_backward_equals_k_batched_backwards(kind, d_kind):
     """The ensemble's per-member route and the generic is_grads_batched route give the same penalty and
     the same gradients w.r.t. every discriminator's parameters (also with random projections and spectral norm)."""
-    from gan_bench.regularizers import gradient_penalty
+    from gan_bench.stabilizers.gradient_penalty import gradient_penalty
 
     torch.manual_seed(1)
     make = _make("dcgan" if d_kind == "dcgan_sn" else d_kind)

@@ -8,7 +8,7 @@ import pytest
 from conftest import TINY, cli, compose
 from gan_bench.train import train
 
-RING = ["dataset=ring8", "model=mlp", "model.g_width=16", "model.d_width=16", "model.z_dim=4", "dataset.n_points=512",
+RING = ["dataset=ring8", "model=mlp", "model.generator.width=16", "model.discriminator.width=16", "model.z_dim=4", "dataset.n_points=512",
         "train.batch_size=32", "train.progress=off", "train.log_every=2", "train.sample_every=1000",
         "train.checkpoint_every=1000", "optimizer.averaging.uniform=true"]
 

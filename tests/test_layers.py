@@ -1,4 +1,4 @@
-"""Known-answer tests of gan_bench.models.layers: minibatch discrimination and virtual batch norm."""
+"""Known-answer tests of gan_bench.models.minibatch_discrimination and .virtual_batch_norm: minibatch discrimination and virtual batch norm."""
 from __future__ import annotations
 
 import copy
@@ -9,7 +9,8 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from gan_bench.models.layers import MinibatchDiscrimination, VirtualBatchNorm, vbn_forward, vbn_reference_pass
+from gan_bench.models.minibatch_discrimination import MinibatchDiscrimination
+from gan_bench.models.virtual_batch_norm import VirtualBatchNorm, vbn_forward, vbn_reference_pass
 
 # ---------------------------------------------------------------- minibatch discrimination
 

@@ -12,20 +12,27 @@ import pytest
 import torch
 from torch import nn
 
-from gan_bench.optim import GameOptimizerConfigError, ParamAverage, build_game_optimizer
+from gan_bench.optim import BASES, RULES, FiniteSum, FiniteSumGame, GameOptimizerConfigError, ParamAverage, build_game_optimizer
 from gan_bench.optim.toy_games import BilinearGame, RockPaperScissors, StochasticBilinearGame
+from gan_bench.registry import target_path
 
 F64 = torch.float64
 
 
-def cfg(rule: str, lr: float = 0.1, name: str = "sgd", lookahead: dict | None = None, svre: dict | None = None,
-        **player: float) -> dict:
-    c: dict = {"name": name, "update": rule, "g": {"lr": lr, **player}, "d": {"lr": lr, **player}}
+def optimizer_node(rule: str, base: str, g: dict, d: dict, lookahead: dict | None = None,
+                   rule_keys: dict | None = None) -> dict:
+    """The config's ``optimizer`` node: an update rule and a base optimizer by their registered names."""
+    c: dict = {"rule": {"_target_": target_path(RULES.entry(rule).cls), **(rule_keys or {})},
+               "base": {"_target_": target_path(BASES.entry(base).cls)}, "g": g, "d": d}
     if lookahead is not None:
         c["lookahead"] = lookahead
-    if svre is not None:
-        c["svre"] = svre
     return c
+
+
+def cfg(rule: str, lr: float = 0.1, name: str = "sgd", lookahead: dict | None = None, svre: dict | None = None,
+        **player: float) -> dict:
+    return optimizer_node(rule, name, {"lr": lr, **player}, {"lr": lr, **player}, lookahead,
+                          svre if rule == "svre" else None)  # the SVRE keys exist for rule svre only
 
 
 def xy_game() -> BilinearGame:
@@ -70,13 +77,13 @@ def test_toy_game_gradients_match_autograd() -> None:
         got = sgame.grad(("G", "D"), torch.tensor(i))
         assert torch.allclose(got["G"][0], gx) and torch.allclose(got["D"][0], -gy)
         per_term.append(torch.cat([gx, -gy]))
-    full = sgame.full_grad(("G", "D"))
+    full = sgame.mean_grad(("G", "D"))
     assert torch.allclose(torch.cat([full["G"][0], full["D"][0]]), torch.stack(per_term).mean(0))
     # the stated equilibrium zeroes the mean field
     xs, ys = sgame.solution()
     for p, v in zip(sgame.params("G") + sgame.params("D"), (xs, ys)):
         p.data.copy_(v)
-    full = sgame.full_grad(("G", "D"))
+    full = sgame.mean_grad(("G", "D"))
     assert full["G"][0].abs().max() < 1e-12 and full["D"][0].abs().max() < 1e-12
 
     rps = RockPaperScissors(torch.tensor([1.0, 0.0, -1.0]), torch.tensor([0.0, 0.5, 0.0]))
@@ -283,7 +290,7 @@ def test_svre_estimate_is_mu_at_the_snapshot_and_unbiased_elsewhere() -> None:
         game.params("G")[0].add_(0.5)
         game.params("D")[0].sub_(0.3)
     est = torch.stack([torch.cat([g[0] for g in opt.estimate(players, torch.tensor(i)).values()]) for i in range(20)])
-    full = torch.cat([g[0] for g in game.full_grad(players).values()])
+    full = torch.cat([g[0] for g in game.mean_grad(players).values()])
     assert torch.allclose(est.mean(0), full, atol=1e-12)
 
 
@@ -347,12 +354,22 @@ def test_extragradient_and_lookahead_reach_uniform_play(rule: str, lookahead: di
 
 
 # ---------------------------------------------------------------- gradient-evaluation counts
-class CountingGame:
+class CountingGame(FiniteSumGame):
     """Wraps a finite-sum game and counts gradient evaluations independently of the optimizer."""
 
     def __init__(self, game: StochasticBilinearGame) -> None:
         self.inner, self.count = game, 0
-        self.players, self.finite_sum_size = game.players, game.finite_sum_size
+        self.players = game.players
+
+    @property
+    def finite_sum_size(self) -> int:
+        return self.inner.finite_sum_size
+
+    def finite_sum(self, noise_set: int = 0) -> "CountingSum":
+        return CountingSum(self, self.inner.finite_sum(noise_set))
+
+    def restore_finite_sum(self, state: dict) -> "CountingSum":
+        return CountingSum(self, self.inner.restore_finite_sum(state))
 
     def params(self, name):
         return self.inner.params(name)
@@ -364,9 +381,18 @@ class CountingGame:
         self.count += len(names)
         return self.inner.grad(names, sample)
 
-    def full_grad(self, names):
-        self.count += self.finite_sum_size * len(names)
-        return self.inner.full_grad(names)
+
+
+class CountingSum(FiniteSum):
+    def __init__(self, game: CountingGame, inner: FiniteSum) -> None:
+        self.game, self.inner = game, inner
+
+    def sample(self):
+        return self.inner.sample()
+
+    def mean_grad(self, names):
+        self.game.count += self.game.finite_sum_size * len(names)
+        return self.inner.mean_grad(names)
 
 
 @pytest.mark.parametrize("n_dis", [1, 3])
@@ -395,21 +421,28 @@ def test_grad_eval_counts(rule: str, per_player_update: int, n_dis: int, lookahe
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"update": "gda"}, "alternating, simultaneous, extragradient, optimistic, svre"),
-        ({"name": "rmsprop"}, "sgd, adam"),
+        ({"rule": {"_target_": "gan_bench.optim.gda.GDA"}}, r"optimizer.rule._target_=gan_bench.optim.gda.GDA cannot be "
+                                                            r"imported \(gan_bench.optim.gda has no attribute 'GDA'\)"),
+        ({"rule": {"_target_": target_path(RULES.entry("svre").cls), "step": 2}},
+         r"optimizer.rule.step does not apply to optimizer/rule=svre \(its keys: epoch_length, noise_set, refresh\)"),
+        ({"g": {"lr": 0.1, "betas": [0.5, 0.9]}},
+         r"optimizer.g.betas does not apply to optimizer/base=sgd \(its keys: dampening, lr, momentum, nesterov, "),
         ({"g": {"lr": 0.0}}, r"optimizer.g.lr=0.0 is impossible: it must be > 0"),
         ({"d": {"lr": -1.0}}, r"optimizer.d.lr=-1.0 is impossible"),
         ({"d": {"lr": float("nan")}}, r"optimizer.d.lr=nan is impossible"),
-        ({"g": {}}, r"optimizer.g.lr is missing"),
-        ({"name": "adam", "g": {"lr": 0.1, "betas": [0.5, 1.0]}}, r"two values in \[0, 1\)"),
+        ({"g": {}}, r"optimizer.base.lr=None is impossible"),
+        ({"base": {"_target_": target_path(BASES.entry("adam").cls)}, "g": {"lr": 0.1, "betas": [0.5, 1.0]}},
+         r"Invalid beta parameter at index 1: 1.0"),
         ({"lookahead": {"k": 5, "alpha": 0.0}}, r"lookahead.alpha=0.0 is impossible: it must lie in \(0, 1\]"),
         ({"lookahead": {"k": 5, "alpha": 1.5}}, r"lookahead.alpha=1.5 is impossible"),
         ({"lookahead": {"k": -1, "alpha": 0.5}}, r"lookahead.k=-1 is impossible: it must be an integer >= 0"),
         ({"lookahead": {"k": 5, "alpha": 0.5, "k2": 12, "alpha2": 0.5}}, r"must be a multiple of lookahead.k=5"),
         ({"lookahead": {"k": 0, "alpha": 0.5, "k2": 10, "alpha2": 0.5}}, r"set lookahead.k > 0"),
         ({"lookahead": {"k": 5, "alpha": 0.5, "k2": 10, "alpha2": 2.0}}, r"lookahead.alpha2=2.0"),
-        ({"update": "svre", "svre": {"epoch_length": 10, "refresh": "sometimes"}}, "random, epoch"),
-        ({"update": "svre", "svre": {"epoch_length": 0, "refresh": "epoch"}}, r"svre.epoch_length=0 is impossible"),
+        ({"rule": {"_target_": target_path(RULES.entry("svre").cls), "epoch_length": 10, "refresh": "sometimes"}},
+         r"optimizer.rule: Invalid value 'sometimes', expected one of \[random, epoch\]"),
+        ({"rule": {"_target_": target_path(RULES.entry("svre").cls), "epoch_length": 0, "refresh": "epoch"}},
+         r"optimizer.rule.epoch_length=0 is impossible"),
     ],
 )
 def test_bad_config_raises_readable_value_error(changes: dict, message: str) -> None:

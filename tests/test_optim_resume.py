@@ -9,6 +9,7 @@ import torch
 
 from gan_bench.optim import GameOptimizerConfigError, ParamAverage, build_game_optimizer
 from gan_bench.optim.toy_games import StochasticBilinearGame
+from test_optim_games import optimizer_node
 
 N, M = 7, 6  # not multiples of the Lookahead periods, so syncs fall on both sides of the cut
 
@@ -18,17 +19,10 @@ def make_game() -> StochasticBilinearGame:
 
 
 def make_cfg(rule: str, name: str, lookahead: dict | None = None) -> dict:
-    player = {"lr": 0.05, "betas": [0.5, 0.9], "momentum": 0.5, "weight_decay": 1e-3}
-    c = {
-        "name": name,
-        "update": rule,
-        "g": player,
-        "d": {**player, "lr": 0.08},  # TTUR
-        "svre": {"epoch_length": 3, "refresh": "random"},  # random refresh draws from the torch RNG
-    }
-    if lookahead is not None:
-        c["lookahead"] = lookahead
-    return c
+    player = {"lr": 0.05, "weight_decay": 1e-3, **({"betas": [0.5, 0.9]} if name == "adam" else {"momentum": 0.5})}
+    svre = {"epoch_length": 3, "refresh": "random"}  # random refresh draws from the torch RNG
+    return optimizer_node(rule, name, player, {**player, "lr": 0.08}, lookahead,  # TTUR
+                          svre if rule == "svre" else None)
 
 
 def snapshot_params(game) -> dict[str, list[torch.Tensor]]:
@@ -108,7 +102,7 @@ def test_resume_without_loading_state_differs(rule: str, base: str, lookahead: d
     """The bit-identity above is not vacuous: dropping the optimizer state changes the continuation."""
     c = make_cfg(rule, base, lookahead)
     if rule == "svre":
-        c["svre"] = {"epoch_length": 1000, "refresh": "epoch"}  # only the initial snapshot, taken before the cut
+        c["rule"].update(epoch_length=1000, refresh="epoch")  # only the initial snapshot, taken before the cut
     straight, resumed = run_resumed(c, 1, load=False)
     assert not all(torch.equal(a, b) for name in straight for a, b in zip(straight[name], resumed[name]))
 

@@ -1,4 +1,4 @@
-"""Known-answer tests of gan_bench.unrolled: unrolled discriminator parameters (Metz et al. 2017)."""
+"""Known-answer tests of gan_bench.stabilizers.unrolled: unrolled discriminator parameters (Metz et al. 2017)."""
 from __future__ import annotations
 
 import copy
@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from gan_bench.unrolled import unrolled_params
+from gan_bench.stabilizers.unrolled import unrolled_params
 
 A, LR = 2.0, 0.1
 

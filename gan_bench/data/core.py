@@ -9,6 +9,23 @@ import torch
 import torch.nn.functional as F
 
 from gan_bench.errors import DataError
+from gan_bench.registry import choice
+
+
+def _ring8(scale: float) -> torch.Tensor:
+    t = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+    return (scale * torch.stack([t.cos(), t.sin()], 1)).float()
+
+
+def _grid25(scale: float) -> torch.Tensor:
+    v = (torch.arange(5, dtype=torch.float32) - 2) * scale
+    return torch.cartesian_prod(v, v)
+
+
+#: the 2-D Gaussian mixtures: name -> mode centres as a function of the scale
+MIXTURES = {"ring8": _ring8, "grid25": _grid25}
+IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar10_64", "svhn", "stl10", "celeba", "image_folder")
+DatasetName = choice("DatasetName", IMAGE_DATASETS + tuple(MIXTURES))
 
 
 class InMemoryData:
@@ -104,13 +121,9 @@ class StreamingData:
 
 def mixture_centres(name: str, scale: float) -> torch.Tensor:
     """Mode centres of the 2-D toys: ring8 (8 on a circle of radius ``scale``), grid25 (5x5 grid, spacing ``scale``)."""
-    if name == "ring8":
-        t = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
-        return (scale * torch.stack([t.cos(), t.sin()], 1)).float()
-    if name == "grid25":
-        v = (torch.arange(5, dtype=torch.float32) - 2) * scale
-        return torch.cartesian_prod(v, v)
-    raise ValueError(f"no mixture named {name!r}; choose ring8 or grid25")
+    if name not in MIXTURES:
+        raise ValueError(f"no mixture named {name!r}; choose one of: {', '.join(MIXTURES)}")
+    return MIXTURES[name](scale)
 
 
 def _resize_uint8(x: torch.Tensor, size: int, mode: str = "bilinear") -> torch.Tensor:
@@ -141,7 +154,7 @@ def load_dataset(cfg: Any, *, split: str = "train", batch_size: int = 64) -> InM
     from gan_bench.data import sources
 
     name = cfg.name
-    if name in ("ring8", "grid25"):
+    if name in MIXTURES:
         # The dataset is the same for every training seed: it is drawn from its own generator.
         g = torch.Generator().manual_seed(1234 if split == "train" else 4321)
         centres = mixture_centres(name, cfg.scale)

@@ -1,44 +1,40 @@
-"""Generators and discriminators for every dataset shape (``model`` config group)."""
+"""Generators and discriminators (config ``model``), their K-discriminator ensemble and input projections.
+
+Builders instantiate the ``_target_`` nodes of the config; see :mod:`gan_bench.models.base` for the interface a
+class must follow to be used as ``model.generator`` or ``model.discriminator``.
+"""
 from __future__ import annotations
 
 from typing import Any
 
-import torch
 import torch.nn as nn
 
-from gan_bench.models import dcgan, mlp
-
-
-class VBNGenerator(nn.Module):
-    """Virtual batch normalisation (Salimans et al. 2016): a reference batch of noise, fixed when the generator is
-    built (a buffer, so it is checkpointed), is run through G with every call; each sample is normalised with the
-    statistics of the reference batch plus itself (gan_bench.models.layers.VirtualBatchNorm)."""
-
-    def __init__(self, inner: nn.Module, z_dim: int, reference_size: int = 64):
-        super().__init__()
-        self.inner, self.z_dim = inner, z_dim
-        self.register_buffer("vbn_reference", torch.randn(reference_size, z_dim))
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        from gan_bench.models.layers import vbn_forward
-
-        return vbn_forward(self.inner, self.vbn_reference, z)
+from gan_bench.models import dcgan, mlp  # noqa: F401  (register the built-in options)
+from gan_bench.models.base import DISCRIMINATORS, GENERATORS
+from gan_bench.models.ensemble import DiscriminatorEnsemble
+from gan_bench.models.projection import PROJECTIONS, Identity, Projected
 
 
 def build_generator(cfg: Any, data_shape: tuple[int, ...]) -> nn.Module:
-    m = cfg.model
-    if m.name == "mlp":
-        g: nn.Module = mlp.Generator(m.z_dim, data_shape[0], m.g_width, m.depth, m.g_norm)
-    else:
-        g = dcgan.Generator(m.z_dim, data_shape[0], data_shape[-1], m.g_width, m.g_norm)
-    return VBNGenerator(g, m.z_dim) if m.g_norm == "vbn" else g
+    from gan_bench.config import instantiate
+
+    return instantiate(cfg.model.generator, "model.generator", z_dim=cfg.model.z_dim, out_shape=tuple(data_shape))
 
 
 def build_discriminator(cfg: Any, data_shape: tuple[int, ...]) -> nn.Module:
-    """One discriminator; the ensemble stacks K of them (each built here, so each has its own initialisation)."""
-    m = cfg.model
-    mbd = (m.minibatch_discrimination.b, m.minibatch_discrimination.c)
-    projection = cfg.discriminators.projection == "random"
-    if m.name == "mlp":
-        return mlp.Discriminator(data_shape[0], m.d_width, m.depth, mbd=mbd, projection=projection)
-    return dcgan.Discriminator(data_shape[0], data_shape[-1], m.d_width, m.d_norm, mbd=mbd, projection=projection)
+    """One discriminator behind its own projection (each call: a new initialisation and a new random projection)."""
+    from gan_bench.config import instantiate
+
+    projection = instantiate(cfg.discriminators.projection, "discriminators.projection", in_shape=tuple(data_shape))
+    d = instantiate(cfg.model.discriminator, "model.discriminator", in_shape=tuple(projection.out_shape))
+    return d if isinstance(projection, Identity) else Projected(projection, d)
+
+
+def build_discriminators(cfg: Any, data_shape: tuple[int, ...]) -> DiscriminatorEnsemble:
+    """The K discriminators as one vectorised ensemble, their interface checked on a probe batch."""
+    return DiscriminatorEnsemble.build(lambda: build_discriminator(cfg, data_shape), cfg.discriminators.count,
+                                       spectral_norm=cfg.discriminators.spectral_norm, in_shape=tuple(data_shape))
+
+
+__all__ = ["DISCRIMINATORS", "DiscriminatorEnsemble", "GENERATORS", "PROJECTIONS", "build_discriminator",
+           "build_discriminators", "build_generator"]

@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .game import Grads
-from .gda import UpdateRule
+from .gda import RULES, UpdateRule
+from .protocol import Grads
 
 
+@RULES.register("extragradient")
 class Extragradient(UpdateRule):
     """Stochastic extragradient / ExtraAdam on any game (see module doc)."""
 
@@ -29,11 +30,11 @@ class Extragradient(UpdateRule):
 
     def direction(self, names: tuple[str, ...], sample: Any) -> Grads:
         """The field estimate used at both half-steps: the plain stochastic gradient."""
-        return self.evaluate(names, sample)
+        return self.gradient(names, sample)
 
     def update(self, names: tuple[str, ...]) -> None:
         start = self.save(names)
-        self.apply(names, self.direction(names, self.game.sample()))
-        at_extrapolated = self.direction(names, self.game.sample())
+        self.apply(names, self.direction(names, self.draw()))
+        at_extrapolated = self.direction(names, self.draw())
         self.restore(start)
         self.apply(names, at_extrapolated)

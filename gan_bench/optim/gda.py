@@ -5,7 +5,7 @@ parameter updates. Rules set ``p.grad`` and call the player's base optimizer (``
 or ``Adam``), so TTUR learning rates, momentum and Adam moments come from torch unchanged.
 
 Unit of ``grad_evals``: one player's gradient on one sample (minibatch). A ``game.grad(names, s)``
-call counts ``len(names)``; a ``game.full_grad(names)`` call counts ``finite_sum_size`` per player.
+call counts ``len(names)``; a full pass over a finite sum (SVRE) counts ``finite_sum_size`` per player.
 
 One iteration (``step()``) runs a schedule of updates, each a tuple of the players that move:
 
@@ -23,7 +23,8 @@ from typing import Any, Sequence
 import torch
 
 from ..errors import ConfigError
-from .game import Game, Grads
+from ..registry import Registry
+from .protocol import Game, Grads
 
 
 class GameOptimizerConfigError(ConfigError, ValueError):
@@ -64,6 +65,10 @@ def copy_into(targets: Sequence[torch.Tensor], values: Sequence[torch.Tensor]) -
     with torch.no_grad():
         for t, v in zip(targets, values, strict=True):
             t.copy_(v)
+
+
+#: the update rules (config group ``optimizer/rule``); gan-bench passes the game, the players' base optimizers and n_dis
+RULES = Registry("optimizer/rule", runtime=("game", "optimizers", "n_dis"))
 
 
 class UpdateRule(GameOptimizer):
@@ -112,14 +117,18 @@ class UpdateRule(GameOptimizer):
         return {}
 
     # ---- helpers shared by the rules -------------------------------------------------------
-    def evaluate(self, names: Sequence[str], sample: Any) -> Grads:
+    def gradient(self, names: Sequence[str], sample: Any) -> Grads:
         """``game.grad`` at the current parameters, counted in ``grad_evals``."""
         self._grad_evals += len(names)
         return self.game.grad(names, sample)
 
+    def draw(self) -> Any:
+        """A fresh sample of the game's randomness (SVRE draws from its finite sum instead)."""
+        return self.game.sample()
+
     def fresh_grad(self, names: Sequence[str]) -> Grads:
         """Gradient of the players in ``names`` on a freshly drawn sample."""
-        return self.evaluate(names, self.game.sample())
+        return self.gradient(names, self.draw())
 
     def apply(self, names: Sequence[str], direction: Grads) -> None:
         """Hand ``direction`` to each player's base optimizer as ``p.grad`` and take its step."""
@@ -166,6 +175,7 @@ class UpdateRule(GameOptimizer):
         """Inverse of :meth:`extra_state`."""
 
 
+@RULES.register("simultaneous")
 class SimultaneousGDA(UpdateRule):
     """Simultaneous GDA: every moving player steps along its gradient at the same point ``(theta_t, phi_t)``."""
 
@@ -175,6 +185,7 @@ class SimultaneousGDA(UpdateRule):
         self.apply(names, self.fresh_grad(names))
 
 
+@RULES.register("alternating")
 class AlternatingGDA(SimultaneousGDA):
     """Alternating GDA: ``n_dis`` D steps, then one G step against the updated D, each on a fresh sample."""
 

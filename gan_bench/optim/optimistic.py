@@ -20,16 +20,17 @@ from typing import Any
 
 import torch
 
-from .gda import UpdateRule, clone_grads
+from .gda import RULES, UpdateRule, clone_grads
 
 
+@RULES.register("optimistic")
 class Optimistic(UpdateRule):
     """Past extragradient / OGDA / Optimistic Adam (see module doc)."""
 
     rule = "optimistic"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, game: Any, optimizers: dict[str, torch.optim.Optimizer], n_dis: int = 1) -> None:
+        super().__init__(game, optimizers, n_dis)
         self.previous_update: dict[str, list[torch.Tensor]] = {}
 
     def update(self, names: tuple[str, ...]) -> None:

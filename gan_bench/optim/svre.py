@@ -9,6 +9,9 @@ with the *same* sample ``i`` in both terms, ``w_S`` a snapshot of all players' p
 and ``w_S`` approach the equilibrium, so SVRE converges where stochastic extragradient stalls at
 a noise floor. At the snapshot itself ``d_i(w_S) = mu`` for every ``i``.
 
+SVRE owns the finite sum: at each snapshot it asks the game for one (the GAN draws its ``noise_set`` noise vectors
+then), keeps it until the next snapshot, draws every stochastic sample from it, and saves it in its state.
+
 Snapshot refresh, checked before each iteration: ``"random"`` with probability ``1/epoch_length``
 (a Bernoulli draw from the global torch RNG, as in the authors' code) or ``"epoch"`` every
 ``epoch_length`` iterations. The first iteration always takes a snapshot.
@@ -23,13 +26,16 @@ from typing import Any
 
 import torch
 
-from .game import Grads
-from .gda import GameOptimizerConfigError, clone_grads
 from .extragradient import Extragradient
+from .gda import RULES, GameOptimizerConfigError, clone_grads
+from .protocol import FiniteSum, FiniteSumGame, Grads
+from ..registry import choice
 
 REFRESH = ("random", "epoch")
+Refresh = choice("Refresh", REFRESH)
 
 
+@RULES.register("svre")
 class SVRE(Extragradient):
     """Extragradient with SVRG field estimates (see module doc). Needs a finite-sum game."""
 
@@ -41,38 +47,45 @@ class SVRE(Extragradient):
         optimizers: dict[str, torch.optim.Optimizer],
         n_dis: int = 1,
         epoch_length: int = 100,
-        refresh: str = "random",
+        refresh: Refresh = "random",
+        noise_set: int = 0,
     ) -> None:
-        if not hasattr(game, "full_grad") or not hasattr(game, "finite_sum_size"):
-            raise GameOptimizerConfigError(
-                "rule 'svre' needs a finite-sum game exposing full_grad(names) and finite_sum_size"
-            )
+        if not isinstance(game, FiniteSumGame):
+            raise GameOptimizerConfigError(f"rule 'svre' needs a finite-sum game; {type(game).__name__} is not one")
         if refresh not in REFRESH:
             raise GameOptimizerConfigError(
-                f"svre.refresh={refresh!r} is not valid; choose one of: {', '.join(REFRESH)}"
+                f"refresh={refresh!r} is not valid; choose one of: {', '.join(REFRESH)}"
             )
         if int(epoch_length) != epoch_length or epoch_length < 1:
             raise GameOptimizerConfigError(
-                f"svre.epoch_length={epoch_length} is impossible: it must be an integer >= 1"
+                f"epoch_length={epoch_length} is impossible: it must be an integer >= 1"
             )
+        if noise_set < 0:
+            raise GameOptimizerConfigError(f"noise_set={noise_set} is impossible: it must be >= 0 (0 = dataset size)")
         super().__init__(game, optimizers, n_dis)
+        self.sum_size = game.finite_sum_size  # also checks that the game can form a finite sum
         self.epoch_length = int(epoch_length)
-        self.refresh = refresh
+        self.refresh = str(refresh)
+        self.noise_set = int(noise_set)
+        self.finite_sum: FiniteSum | None = None
         self.snapshot: Grads | None = None
         self.mu: Grads = {}
         self.since_refresh = 0
 
     def refresh_snapshot(self) -> None:
-        """``w_S <- w`` for all players and ``mu <- full_grad`` there. A game that draws part of its finite sum
-        at each snapshot (the GAN's noise set) exposes ``resample_finite_sum()``, called first."""
+        """A new finite sum from the game, ``w_S <- w`` for all players and ``mu <-`` the sum's mean gradient there."""
         players = tuple(self.game.players)
-        resample = getattr(self.game, "resample_finite_sum", None)
-        if resample is not None:
-            resample()
+        self.finite_sum = self.game.finite_sum(self.noise_set)
         self.snapshot = self.save(players)
-        self.mu = clone_grads(self.game.full_grad(players))
-        self._grad_evals += self.game.finite_sum_size * len(players)
+        self.mu = clone_grads(self.finite_sum.mean_grad(players))
+        self._grad_evals += self.sum_size * len(players)
         self.since_refresh = 0
+
+    def draw(self) -> Any:
+        """A stochastic term of the current finite sum."""
+        if self.finite_sum is None:
+            self.refresh_snapshot()
+        return self.finite_sum.sample()
 
     def begin_iteration(self) -> dict[str, float]:
         if self.snapshot is None:
@@ -92,9 +105,9 @@ class SVRE(Extragradient):
             self.refresh_snapshot()
         current = self.save(tuple(self.game.players))
         self.restore(self.snapshot)
-        there = self.evaluate(names, sample)
+        there = self.gradient(names, sample)
         self.restore(current)
-        here = self.evaluate(names, sample)  # last, so a game's per-evaluation logs describe the current point
+        here = self.gradient(names, sample)  # last, so a game's per-evaluation logs describe the current point
         return {
             name: [(g - gs) + m for g, gs, m in zip(here[name], there[name], self.mu[name], strict=True)]
             for name in names
@@ -105,6 +118,7 @@ class SVRE(Extragradient):
 
     def extra_state(self) -> dict[str, Any]:
         return {
+            "finite_sum": None if self.finite_sum is None else self.finite_sum.state_dict(),
             "snapshot": None if self.snapshot is None else clone_grads(self.snapshot),
             "mu": clone_grads(self.mu),
             "since_refresh": self.since_refresh,
@@ -118,5 +132,7 @@ class SVRE(Extragradient):
             }
 
         self.snapshot = None if state["snapshot"] is None else like_params(state["snapshot"])
+        fs = state["finite_sum"]
+        self.finite_sum = None if fs is None else self.game.restore_finite_sum(fs)
         self.mu = like_params(state["mu"])
         self.since_refresh = int(state["since_refresh"])

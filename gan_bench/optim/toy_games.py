@@ -1,4 +1,4 @@
-"""Small games with known equilibria, implementing the :class:`~gan_bench.optim.game.Game` protocol.
+"""Small games with known equilibria, implementing the :class:`~gan_bench.optim.protocol.Game` protocol.
 
 They are the ground truth for the game optimizers: on each of them the behaviour of GDA,
 extragradient, optimistic GDA, SVRE and Lookahead-minmax is known from the literature.
@@ -22,7 +22,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from .game import Grads
+from .protocol import FiniteSum, FiniteSumGame, Grads
 
 PLAYERS = ("G", "D")
 
@@ -90,7 +90,7 @@ class BilinearGame(_ToyGame):
         return torch.zeros_like(self.x), torch.zeros_like(self.y)
 
 
-class StochasticBilinearGame(_ToyGame):
+class StochasticBilinearGame(_ToyGame, FiniteSumGame):
     """Finite-sum bilinear game ``(1/n) sum_i x^T A_i y + b_i^T x + c_i^T y`` (Chavdarova et al. 2019).
 
     Term ``i`` gives G the gradient ``A_i y + b_i`` and D the gradient ``-(A_i^T x + c_i)``. With
@@ -107,7 +107,17 @@ class StochasticBilinearGame(_ToyGame):
             )
         super().__init__(x0, y0)
         self.A, self.b, self.c = A, b, c
-        self.finite_sum_size = n
+        self.n = n
+
+    @property
+    def finite_sum_size(self) -> int:
+        return self.n
+
+    def finite_sum(self, noise_set: int = 0) -> "_Terms":
+        return _Terms(self)
+
+    def restore_finite_sum(self, state: dict) -> "_Terms":
+        return _Terms(self)
 
     @classmethod
     def random(cls, n: int, d: int, a_noise: float, bc_noise: float, seed: int = 0) -> "StochasticBilinearGame":
@@ -122,7 +132,7 @@ class StochasticBilinearGame(_ToyGame):
 
     def sample(self) -> torch.Tensor:
         """A uniformly drawn index of the finite sum (global torch RNG)."""
-        return torch.randint(self.finite_sum_size, ())
+        return torch.randint(self.n, ())
 
     def grad(self, names: Sequence[str], sample: torch.Tensor) -> Grads:
         i = int(sample)
@@ -133,7 +143,7 @@ class StochasticBilinearGame(_ToyGame):
             out["D"] = [-(self.A[i].T @ self.x + self.c[i])]
         return out
 
-    def full_grad(self, names: Sequence[str]) -> Grads:
+    def mean_grad(self, names: Sequence[str]) -> Grads:
         """The exact mean of the ``n`` per-term gradients."""
         out: Grads = {}
         if "G" in names:
@@ -147,6 +157,19 @@ class StochasticBilinearGame(_ToyGame):
         xs = torch.linalg.solve(Abar.T, -self.c.mean(0))
         ys = torch.linalg.solve(Abar, -self.b.mean(0))
         return xs, ys
+
+
+class _Terms(FiniteSum):
+    """The fixed terms of a :class:`StochasticBilinearGame` (nothing is drawn at a snapshot)."""
+
+    def __init__(self, game: StochasticBilinearGame) -> None:
+        self.game = game
+
+    def sample(self) -> torch.Tensor:
+        return self.game.sample()
+
+    def mean_grad(self, names: Sequence[str]) -> Grads:
+        return self.game.mean_grad(names)
 
 
 class RockPaperScissors(_ToyGame):

@@ -3,17 +3,22 @@
 Every discriminator keeps its own initialisation, parameters and (since Adam and SGD act element-wise
 on the stacked tensors) its own optimizer state; the training step never loops over discriminators.
 Spectral normalisation (Miyato et al. 2018) is applied in batched form to the stacked weights, with one
-power-iteration vector per discriminator and layer.
+power-iteration vector per discriminator and layer. Random layers (dropout) draw independently for each
+discriminator (``vmap(randomness="different")``). What a discriminator class must provide is documented in
+:mod:`gan_bench.models.base`; :meth:`DiscriminatorEnsemble.build` checks it and names what is missing.
 """
 from __future__ import annotations
 
 import copy
+import inspect
 from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
+
+from gan_bench.errors import ConfigError
 
 
 def _key(name: str) -> str:
@@ -53,8 +58,42 @@ class DiscriminatorEnsemble(nn.Module):
                     self.sn_names.append(name)
 
     @classmethod
-    def build(cls, make: Callable[[], nn.Module], count: int, spectral_norm: bool = False) -> "DiscriminatorEnsemble":
-        return cls([make() for _ in range(count)], spectral_norm=spectral_norm)
+    def build(cls, make: Callable[[], nn.Module], count: int, spectral_norm: bool = False,
+              in_shape: tuple[int, ...] | None = None) -> "DiscriminatorEnsemble":
+        """K discriminators from ``make()`` (each its own initialisation); with ``in_shape``, the interface of
+        :mod:`gan_bench.models.base` is checked on a probe batch and a violation is a ConfigError naming it."""
+        if count < 1:
+            raise ConfigError(f"discriminators.count={count} is impossible: at least 1 discriminator is needed")
+        modules = [make() for _ in range(count)]
+        _check_forward_signature(modules[0])
+        ensemble = cls(modules, spectral_norm=spectral_norm)
+        if in_shape is not None:
+            ensemble.check_interface(in_shape)
+        return ensemble
+
+    def check_interface(self, in_shape: tuple[int, ...]) -> None:
+        """Run a 2-sample probe through the vectorised ensemble (no state changes, no global RNG draws) and check the
+        shapes of the logits and features."""
+        name = type(self._base[0]).__name__
+        was = self.training
+        self.eval()
+        device = next(iter(self.stacked.values())).device
+        try:
+            with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+                logits, features = self(torch.zeros(2, *in_shape, device=device), return_features=True)
+        except Exception as err:  # a user class can fail under vmap in many ways: name the likely causes
+            first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+            raise ConfigError(f"discriminator {name} cannot run as a vectorised ensemble ({type(err).__name__}: "
+                              f"{first}); it must be a pure function of its parameters: no in-place buffer updates "
+                              "(BatchNorm running statistics), no .item() or branching on tensor values") from None
+        finally:
+            self.train(was)
+        if tuple(logits.shape) != (self.count, 2):
+            raise ConfigError(f"discriminator {name} must return one logit per sample, shape [B]; for a batch of 2 it "
+                              f"returned shape {tuple(logits.shape[1:])}")
+        if features.dim() != 3 or features.shape[1] != 2:
+            raise ConfigError(f"discriminator {name} with return_features=True must return (logits [B], features "
+                              f"[B, F]); for a batch of 2 its features have shape {tuple(features.shape[1:])}")
 
     # -- parameters as a dict keyed by the single discriminator's parameter names ------------------------------
     def param_dict(self) -> dict[str, torch.Tensor]:
@@ -103,7 +142,8 @@ class DiscriminatorEnsemble(nn.Module):
         def one(pp, b, inp):
             return functional_call(base, (pp, b), (inp,), {"return_features": return_features})
 
-        return vmap(one, in_dims=(0, 0, 0 if per_member else None))(weights, self.buffer_dict(), x)
+        return vmap(one, in_dims=(0, 0, 0 if per_member else None), randomness="different")(weights, self.buffer_dict(),
+                                                                                         x)
 
     def unstack(self, k: int, template: nn.Module) -> nn.Module:
         """The k-th discriminator as a plain module (spectral norm folded into its weights)."""
@@ -114,3 +154,10 @@ class DiscriminatorEnsemble(nn.Module):
             state.update({n: t[k] for n, t in self.buffer_dict().items()})
             m.load_state_dict(state)
         return m
+
+
+def _check_forward_signature(module: nn.Module) -> None:
+    params = inspect.signature(module.forward).parameters
+    if "return_features" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+        raise ConfigError(f"discriminator {type(module).__name__} must define forward(x, return_features=False) "
+                          "returning logits [B], or (logits [B], features [B, F]) when return_features is true")

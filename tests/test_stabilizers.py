@@ -1,4 +1,4 @@
-"""Known-answer tests of gan_bench.regularizers: gradient penalties, historical averaging, instance noise."""
+"""Known-answer tests of gan_bench.stabilizers: gradient penalties, historical averaging, instance noise."""
 from __future__ import annotations
 
 import copy
@@ -8,13 +8,9 @@ import torch
 from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 
-from gan_bench.regularizers import (
-    HistoricalAverage,
-    InstanceNoise,
-    dragan_perturb,
-    gradient_penalty,
-    input_gradients,
-)
+from gan_bench.stabilizers.gradient_penalty import dragan_perturb, gradient_penalty, input_gradients
+from gan_bench.stabilizers.historical_averaging import HistoricalAverage
+from gan_bench.stabilizers.instance_noise import InstanceNoise
 
 
 class LinearCritics(nn.Module):

@@ -11,12 +11,18 @@ normally (the unrolled copies are never written back).
 """
 from __future__ import annotations
 
-from typing import Callable, Literal, Mapping
+from typing import TYPE_CHECKING, Callable, Literal, Mapping
 
 import torch
 from torch import Tensor
 
+from gan_bench.registry import choice
+
+if TYPE_CHECKING:
+    from gan_bench.game import DOut, Forward, GANGame
+
 UnrollMethod = Literal["sgd", "adam"]
+Method = choice("UnrollMethod", ("sgd", "adam"))  # the values of regularizer.unroll.method
 
 
 def unrolled_params(
@@ -99,3 +105,32 @@ def _safe_sqrt(v: Tensor) -> Tensor:
     plain sqrt would give 0·∞ = NaN in the second-order term."""
     positive = v > 0
     return torch.where(positive, torch.where(positive, v, torch.ones_like(v)).sqrt(), torch.zeros_like(v))
+
+
+class Unrolled:
+    """The G phase's discriminator output after ``steps`` differentiable steps of D on the current batch
+    (``regularizer.unroll``). ``optimizer`` is D's base optimizer: the Adam form starts from its moments, read at
+    each use (so a resumed run unrolls from the restored state)."""
+
+    def __init__(self, steps: int, lr: float, method: str = "sgd", betas: tuple[float, float] = (0.5, 0.999)):
+        if steps < 1 or lr <= 0:
+            raise ValueError(f"unroll steps={steps} and lr={lr} are impossible: steps >= 1 and lr > 0")
+        self.steps, self.lr, self.method, self.betas = steps, lr, str(method), tuple(betas)
+        self.optimizer: torch.optim.Optimizer | None = None
+
+    def __call__(self, game: "GANGame", f: "Forward", return_features: bool) -> "DOut":
+        from gan_bench.game import DOut
+
+        D, real = game.D, f.real.detach()
+
+        def d_loss(p: dict[str, Tensor]) -> Tensor:
+            return game.loss.d(D.functional(p, real), D.functional(p, f.fake)).sum()
+
+        d_params = D.param_dict()
+        state = self.optimizer.state if self.optimizer is not None else None
+        adam_state = None
+        if self.method == "adam" and state:
+            adam_state = {n: state[p] for n, p in d_params.items() if p in state}
+        params = unrolled_params(d_loss, d_params, self.steps, self.lr, method=self.method, betas=self.betas,
+                                 adam_state=adam_state)
+        return DOut.of(D.functional(params, f.fake, return_features=return_features))

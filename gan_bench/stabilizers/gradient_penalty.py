@@ -1,9 +1,5 @@
-"""Discriminator regularisers and the "improved techniques" that act on parameters or inputs.
-
-* :func:`gradient_penalty` — WGAN-GP (Gulrajani et al. 2017), R1 (Mescheder et al. 2018) and
-  DRAGAN (Kodali et al. 2017), for K vectorised discriminators at once;
-* :class:`HistoricalAverage` — historical averaging (Salimans et al. 2016);
-* :class:`InstanceNoise` — annealed Gaussian instance noise (Sønderby et al. 2017; Arjovsky & Bottou 2017).
+"""Gradient penalties of the discriminators: WGAN-GP (Gulrajani et al. 2017), R1 (Mescheder et al. 2018) and
+DRAGAN (Kodali et al. 2017), for K vectorised discriminators at once (``regularizer.gp``, ``regularizer.gp_weight``).
 
 The discriminators are one vectorised callable ``d(x) -> logits [K, B]`` evaluated on a batch
 ``x [B, ...]`` shared by the K discriminators. Every penalty returns one value per discriminator,
@@ -11,13 +7,20 @@ a tensor ``[K]``; the caller weights it (λ, γ/2, ...) and adds it to each disc
 """
 from __future__ import annotations
 
-from typing import Callable, Literal
+from typing import TYPE_CHECKING, Callable, Literal
 
 import torch
 from torch import Tensor
 
+from gan_bench.models.ensemble import DiscriminatorEnsemble
+from gan_bench.registry import choice
+
+if TYPE_CHECKING:
+    from gan_bench.game import Forward, GANGame
+
 PenaltyKind = Literal["wgan_gp", "r1", "dragan"]
 _PENALTY_KINDS: tuple[str, ...] = ("wgan_gp", "r1", "dragan")
+Penalty = choice("Penalty", ("none", *_PENALTY_KINDS))  # the values of regularizer.gp
 Discriminators = Callable[[Tensor], Tensor]  # x [B, ...] -> logits [K, B]
 
 
@@ -33,7 +36,7 @@ def input_gradients(d: Discriminators, x: Tensor) -> Tensor:
     The graph is kept (``create_graph=True``) so a penalty built on it is differentiable w.r.t. D's
     parameters. ``x`` is detached first: penalties regularise D only.
     """
-    if hasattr(d, "member_views") and d.count > 1:
+    if isinstance(d, DiscriminatorEnsemble) and d.count > 1:
         xk = d.member_views(x.detach()).requires_grad_(True)
         logits = d(xk, per_member=True)
         (grads,) = torch.autograd.grad(logits.sum(), xk, create_graph=True)
@@ -107,84 +110,14 @@ def gradient_penalty(
     return (grads.norm(dim=2) - center).pow(2).mean(dim=1)
 
 
-class HistoricalAverage:
-    """Historical averaging (Salimans et al. 2016): penalty ‖θ − (1/t) Σ_{i≤t} θ_i‖².
+class GradientPenalty:
+    """The D-phase term: ``weight`` x the penalty of each discriminator (``weight / 2`` for R1, its gamma / 2), ``[K]``,
+    on the batch the discriminators saw (real; WGAN-GP also the fakes, detached)."""
 
-    The running mean covers every parameter value seen so far *including the current one*: it is
-    seeded with the values at construction (t = 1, so the first penalty is 0), and :meth:`update`,
-    called after each optimizer step, folds the new values in. The mean is a constant in the
-    penalty's graph; the penalty is differentiable w.r.t. the current parameters.
+    def __init__(self, kind: str, weight: float):
+        self.kind, self.weight = str(kind), weight
 
-    With ``stacked=True`` the parameters carry a leading K dimension (the vectorised
-    discriminators) and :meth:`penalty` returns one value per discriminator, ``[K]``; otherwise a
-    scalar summed over all parameters.
-    """
-
-    def __init__(self, params: list[Tensor], *, stacked: bool = False) -> None:
-        self.params = list(params)
-        if not self.params:
-            raise ValueError("HistoricalAverage needs at least one parameter tensor")
-        self.stacked = stacked
-        if stacked:
-            ks = {p.shape[0] if p.dim() > 0 else None for p in self.params}
-            if len(ks) != 1 or None in ks:
-                raise ValueError(f"stacked parameters must share one leading K dimension, got sizes {sorted(map(str, ks))}")
-        self.mean = [p.detach().clone() for p in self.params]
-        self.count = 1
-
-    def penalty(self) -> Tensor:
-        """‖θ − mean‖² summed over parameters (per discriminator when ``stacked``)."""
-        if self.stacked:
-            return sum((p - m).pow(2).reshape(p.shape[0], -1).sum(dim=1) for p, m in zip(self.params, self.mean))
-        return sum((p - m).pow(2).sum() for p, m in zip(self.params, self.mean))
-
-    @torch.no_grad()
-    def update(self) -> None:
-        """Fold the current parameter values into the running mean (t ← t + 1)."""
-        self.count += 1
-        for p, m in zip(self.params, self.mean):
-            m.add_((p.detach() - m) / self.count)
-
-    def state_dict(self) -> dict:
-        return {"mean": [m.clone() for m in self.mean], "count": self.count}
-
-    def load_state_dict(self, state: dict) -> None:
-        means, count = state["mean"], int(state["count"])
-        if len(means) != len(self.params):
-            raise ValueError(f"state has {len(means)} running means for {len(self.params)} parameters")
-        for p, m in zip(self.params, means):
-            if m.shape != p.shape:
-                raise ValueError(f"running mean of shape {tuple(m.shape)} does not match parameter {tuple(p.shape)}")
-        if count < 1:
-            raise ValueError(f"count must be >= 1, got {count}")
-        self.mean = [m.detach().to(device=p.device, dtype=p.dtype).clone() for p, m in zip(self.params, means)]
-        self.count = count
-
-
-class InstanceNoise:
-    """Instance noise: x + σ(t)·N(0, I) on both real and fake discriminator inputs.
-
-    σ(t) = std·max(0, 1 − t/anneal_iters), linear annealing to 0 at ``anneal_iters``
-    (``anneal_iters = 0``: constant σ = std).
-    """
-
-    def __init__(self, std: float, anneal_iters: int = 0) -> None:
-        if std < 0:
-            raise ValueError(f"instance noise std must be >= 0, got {std}")
-        if anneal_iters < 0:
-            raise ValueError(f"anneal_iters must be >= 0, got {anneal_iters}")
-        self.std = float(std)
-        self.anneal_iters = int(anneal_iters)
-
-    def sigma(self, iteration: int) -> float:
-        if iteration < 0:
-            raise ValueError(f"iteration must be >= 0, got {iteration}")
-        if self.anneal_iters == 0:
-            return self.std
-        return self.std * max(0.0, 1.0 - iteration / self.anneal_iters)
-
-    def __call__(self, x: Tensor, iteration: int) -> Tensor:
-        sigma = self.sigma(iteration)
-        if sigma == 0.0:
-            return x
-        return x + sigma * torch.randn_like(x)
+    def __call__(self, game: "GANGame", f: "Forward") -> Tensor:
+        penalty = gradient_penalty(game.D, f.real, f.fake.detach(), self.kind)
+        game.last["d/penalty"] = penalty.detach()
+        return (self.weight / 2 if self.kind == "r1" else self.weight) * penalty

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import io
-import logging as _pylogging
+import logging
 import sys
 import time
 from pathlib import Path
@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-log = _pylogging.getLogger("gan_bench")
+log = logging.getLogger("gan_bench")
 
 
 def scalars(stats: dict[str, torch.Tensor]) -> dict[str, float]:

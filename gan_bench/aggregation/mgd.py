@@ -1,176 +1,55 @@
-"""Generator-loss aggregations for a generator facing K discriminators.
-
-Albuquerque, Monteiro, Doan, Considine, Falk, Mitliagkas, "Multi-objective training of Generative
-Adversarial Networks with multiple discriminators", ICML 2019. The generator sees K per-discriminator
-losses ``l = (l_1, ..., l_K)`` (a tensor of shape ``[K]`` carrying the autograd graph to its
-parameters) and turns them into one update:
-
-* ``avg``        -- average (or sum) of the losses;
-* ``gman``       -- softmax-weighted mean, GMAN of Durugkar, Gemp & Mahadevan (ICLR 2017);
-* ``gman_auto``  -- GMAN* of the same paper: the softmax temperature is learnt by the generator;
-* ``hv``         -- hypervolume maximisation, ``-sum_k log(eta - l_k)`` (Albuquerque et al. 2019);
-* ``mgd``        -- multiple gradient descent (Desideri 2012): the min-norm point of the convex hull
-  of the K gradients, a common descent direction of every loss.
-
-The first four produce a scalar loss (``Aggregation.loss``); MGD works on the K gradients instead
-(``needs_grads`` is True): the caller computes them with :func:`per_loss_grads` and calls
-``Aggregation.combine``.
+"""Multiple gradient descent (Desideri 2012; Albuquerque, Monteiro et al., ICML 2019, Sec. 3.1): the generator steps
+along the min-norm point of the convex hull of its K per-discriminator gradients, a common descent direction of every
+loss. Everything MGD needs lives here: the per-loss gradient route through the generator, the float64 Gram matrix and
+the three min-norm solvers (exact face enumeration, interior point with an exact polish, Frank-Wolfe).
 """
 from __future__ import annotations
 
 import math
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
-AGGREGATIONS = ("avg", "gman", "gman_auto", "hv", "mgd")
-REDUCTIONS = ("mean", "sum")
+from gan_bench.aggregation.base import AGGREGATIONS, Aggregation, GeneratorRoute, Logs
+from gan_bench.errors import ConfigError
+from gan_bench.registry import choice
+
 SOLVERS = ("exact", "interior_point", "frank_wolfe")
+Solver = choice("Solver", ("auto", *SOLVERS))
 #: the exact min-norm solver enumerates the 2^K - 1 faces of the simplex; beyond this K use the interior-point one
 MAX_EXACT_K = 12
-#: GMAN*: the generator minimises ``softmax-mean - GMAN_AUTO_PENALTY * lam`` (Durugkar et al. 2017)
-GMAN_AUTO_PENALTY = 1e-3
-
-Logs = dict[str, Tensor]
 
 
-class Aggregation(nn.Module):
-    """Base class. ``needs_grads`` False: call :meth:`loss`; True (MGD): call :meth:`combine` on
-    the per-discriminator gradients from :func:`per_loss_grads`."""
-
-    needs_grads: bool = False
-
-    def __init__(self, k: int | None = None) -> None:
-        super().__init__()
-        self.k = k
-
-    def _check_k(self, count: int, what: str) -> None:
-        if count == 0:
-            raise ValueError(f"{type(self).__name__} got {what} with K = 0 entries; need at least one discriminator.")
-        if self.k is not None and count != self.k:
-            raise ValueError(f"{type(self).__name__} was built for k={self.k} discriminators but got {what} with K = {count}.")
-
-    def _check_losses(self, losses: Tensor) -> None:
-        if losses.ndim != 1:
-            raise ValueError(f"losses must be a 1-D tensor of shape [K], got shape {tuple(losses.shape)}.")
-        self._check_k(losses.numel(), "losses")
-
-    def loss(self, losses: Tensor) -> tuple[Tensor, Logs]:
-        """``losses [K]`` -> (scalar generator loss to backpropagate, detached logs)."""
-        raise RuntimeError(f"{type(self).__name__} combines gradients: compute them with per_loss_grads() and call combine().")
-
-    def combine(self, grads: Tensor) -> tuple[Tensor, Logs]:
-        """MGD only: ``grads [K, P]`` -> (update direction ``[P]``, detached logs)."""
-        raise RuntimeError(f"{type(self).__name__} aggregates losses: call loss(), not combine() (only 'mgd' needs gradients).")
-
-
-class Average(Aggregation):
-    """``L = (1/K) sum_k l_k`` (reduction "mean") or ``sum_k l_k`` (reduction "sum", as in the paper's code)."""
-
-    def __init__(self, reduction: str = "mean", k: int | None = None) -> None:
-        super().__init__(k)
-        self.reduction = reduction
-
-    def loss(self, losses: Tensor) -> tuple[Tensor, Logs]:
-        self._check_losses(losses)
-        total = losses.sum() if self.reduction == "sum" else losses.mean()
-        return total, {"weights": torch.full_like(losses.detach(), 1.0 / losses.numel())}
-
-
-def softmax_mean(losses: Tensor, lam: Tensor | float, scale: float) -> tuple[Tensor, Tensor]:
-    """GMAN's softmax mean ``scale * sum_k w_k l_k`` with ``w = softmax(lam * l)`` computed from the
-    DETACHED losses: no gradient flows through the weights into ``l`` (it may flow into ``lam``).
-    Returns (loss, weights)."""
-    weights = torch.softmax(lam * losses.detach(), dim=0)
-    return scale * (weights * losses).sum(), weights
-
-
-class GMAN(Aggregation):
-    """GMAN (Durugkar et al. 2017): ``L = sum_k softmax(lam * l)_k l_k``, weights treated as constants.
-    ``lam = 0`` is the mean, ``lam -> inf`` the max. Reduction "sum" multiplies by K (``lam = 0`` is then the sum)."""
-
-    def __init__(self, lam: float = 0.8, reduction: str = "mean", k: int | None = None) -> None:
-        super().__init__(k)
-        self.lam = lam
-        self.reduction = reduction
-
-    def loss(self, losses: Tensor) -> tuple[Tensor, Logs]:
-        self._check_losses(losses)
-        scale = float(losses.numel()) if self.reduction == "sum" else 1.0
-        total, weights = softmax_mean(losses, self.lam, scale)
-        return total, {"weights": weights.detach(), "lam": losses.detach().new_full((), self.lam)}
-
-
-class GMANAuto(Aggregation):
-    """GMAN* (Durugkar et al. 2017): the generator also learns ``lam >= 0`` and minimises
-    ``sum_k softmax(lam * l)_k l_k - 0.001 * lam``; the penalty pushes ``lam`` up (towards the max).
-    ``lam = softplus(raw)`` with ``raw`` an ``nn.Parameter`` (add ``.parameters()`` to G's optimizer).
-    The weights depend on ``lam`` (gradient flows to it) but use the detached losses, as in :class:`GMAN`."""
-
-    def __init__(self, lam: float = 0.8, reduction: str = "mean", k: int | None = None) -> None:
-        super().__init__(k)
-        self.reduction = reduction
-        # inverse softplus: raw = lam + log(1 - exp(-lam))
-        self.raw_lam = nn.Parameter(torch.tensor(lam + math.log(-math.expm1(-lam))))
-
-    @property
-    def lam(self) -> Tensor:
-        return F.softplus(self.raw_lam)
-
-    def loss(self, losses: Tensor) -> tuple[Tensor, Logs]:
-        self._check_losses(losses)
-        scale = float(losses.numel()) if self.reduction == "sum" else 1.0
-        lam = self.lam.to(losses.dtype)
-        total, weights = softmax_mean(losses, lam, scale)
-        return total - GMAN_AUTO_PENALTY * lam, {"weights": weights.detach(), "lam": lam.detach()}
-
-
-class HypervolumeMaximization(Aggregation):
-    """Hypervolume maximisation (Albuquerque et al. 2019, eq. 6): ``L = -sum_k log(eta - l_k)``,
-    so ``dL/dl_k = 1 / (eta - l_k)``: losses closer to the nadir point get larger weights.
-
-    The nadir ``eta = max(delta * max_k l_k, eps)`` (``delta > 1``) is recomputed every call from the
-    DETACHED losses and is a constant for autograd. The ``max(., eps)`` keeps ``eta > l_k`` for every k
-    also when losses are zero or negative (hinge / Wasserstein losses), where ``delta * max_k l_k``
-    would lie at or below the largest loss. Logs: ``eta`` and the normalised weights ``1/(eta - l_k)``."""
-
-    def __init__(self, delta: float = 1.5, eps: float = 1e-6, k: int | None = None) -> None:
-        super().__init__(k)
-        self.delta = delta
-        self.eps = eps
-
-    def nadir(self, losses: Tensor) -> Tensor:
-        """``eta = max(delta * max_k l_k, eps)`` from the detached losses."""
-        return torch.clamp(self.delta * losses.detach().max(), min=self.eps)
-
-    def loss(self, losses: Tensor) -> tuple[Tensor, Logs]:
-        self._check_losses(losses)
-        eta = self.nadir(losses)
-        total = -torch.log(eta - losses).sum()
-        inverse_gaps = 1.0 / (eta - losses.detach())
-        return total, {"eta": eta, "weights": inverse_gaps / inverse_gaps.sum()}
-
-
+@AGGREGATIONS.register("mgd")
 class MultipleGradientDescent(Aggregation):
-    """Multiple gradient descent (Desideri 2012; Albuquerque et al. 2019, Sec. 3.1). With ``G [K, P]``
-    the per-discriminator gradients, ``alpha = argmin_{alpha in simplex} ||alpha^T G||^2`` (the QP on the
-    Gram matrix ``G G^T``, see :func:`min_norm_point`) and the direction is ``w* = alpha^T G``, a
-    descent direction for every l_k (``g_k . w* >= ||w*||^2``). ``normalize=True`` returns
-    ``w* / ||w*||`` (the paper's update ``x_{t+1} = x_t - lambda_t w*/||w*||``), and the zero vector when
-    ``||w*|| <= eps`` (a Pareto-stationary point: 0 lies in the convex hull of the gradients)."""
+    """Multiple gradient descent. With ``G [K, P]`` the per-discriminator gradients,
+    ``alpha = argmin_{alpha in simplex} ||alpha^T G||^2`` (the QP on the Gram matrix ``G G^T``, see
+    :func:`min_norm_point`) and the direction is ``w* = alpha^T G``, a descent direction for every l_k
+    (``g_k . w* >= ||w*||^2``). ``normalize=True`` returns ``w* / ||w*||`` (the paper's update
+    ``x_{t+1} = x_t - lambda_t w*/||w*||``), and the zero vector when ``||w*|| <= eps`` (a Pareto-stationary point).
+    ``solver``: ``auto`` = exact face enumeration up to MAX_EXACT_K discriminators, the interior-point solver beyond."""
 
-    needs_grads = True
+    per_member_inputs = True
 
-    def __init__(self, normalize: bool = False, solver: str = "exact", max_iter: int = 100,
+    def __init__(self, normalize: bool = False, solver: Solver = "auto", max_iter: int = 100,
                  eps: float = 1e-6, k: int | None = None) -> None:
         super().__init__(k)
-        self.normalize = normalize
-        self.solver = solver
-        self.max_iter = max_iter
-        self.eps = eps
+        solver = resolve_solver(str(solver), k or 1)
+        if solver not in SOLVERS:
+            raise ConfigError(f"solver={solver!r} is not valid; choose one of: auto, {', '.join(SOLVERS)}")
+        if solver == "exact" and k is not None and k > MAX_EXACT_K:
+            raise ConfigError(f"solver=exact enumerates the simplex's faces and is limited to {MAX_EXACT_K} "
+                              f"discriminators (got {k}); use solver=auto, interior_point or frank_wolfe")
+        if max_iter < 1:
+            raise ConfigError(f"max_iter={max_iter} is impossible: it must be >= 1")
+        if not eps > 0:
+            raise ConfigError(f"eps={eps} is impossible: it must be > 0")
+        self.normalize, self.solver, self.max_iter, self.eps = normalize, solver, max_iter, eps
 
     def combine(self, grads: Tensor) -> tuple[Tensor, Logs]:
+        """``grads [K, P]`` -> (update direction ``[P]``, detached logs)."""
         if grads.ndim != 2:
             raise ValueError(f"grads must be a 2-D tensor [K, P] (row k = flattened dl_k/dtheta), got shape {tuple(grads.shape)}.")
         self._check_k(grads.shape[0], "grads")
@@ -181,6 +60,24 @@ class MultipleGradientDescent(Aggregation):
         if self.normalize:
             direction = torch.where(norm > self.eps, direction / norm.clamp_min(self.eps), torch.zeros_like(direction))
         return direction, {"alpha": alpha, "norm": norm}
+
+    def generator_grads(self, losses: Tensor, params: Sequence[Tensor], penalty: Tensor | None,
+                        route: GeneratorRoute) -> tuple[list[Tensor], Logs]:
+        """The K per-loss gradients of the generator, their min-norm point, plus the penalty's own gradient. With
+        per-discriminator views, d l_k / d x comes from ONE backward through the Ds (which frees their graph) and the
+        K cotangents are pulled back through G in one batched pass; otherwise (unrolled Ds) K batched backwards run
+        through the whole graph."""
+        g_params = route.generator_params
+        if route.views is not None:
+            (cotangents,) = torch.autograd.grad(losses.sum(), route.views)
+            rows = batched_vjp_rows(route.images, cotangents, g_params)  # [K, P]
+        else:
+            rows = per_loss_grads(losses, g_params)
+        direction, logs = self.combine(rows)
+        grads = [g.view_as(p) for g, p in zip(torch.split(direction, [p.numel() for p in g_params]), g_params)]
+        if penalty is not None:
+            grads = [g + e for g, e in zip(grads, torch.autograd.grad(penalty, g_params))]
+        return grads + [torch.zeros_like(p) for p in list(params)[len(g_params):]], logs
 
 
 def per_loss_grads(losses: Tensor, params: list[Tensor], retain_graph: bool = False) -> Tensor:
@@ -381,42 +278,3 @@ def _min_norm_point_frank_wolfe(q: Tensor, max_iter: int) -> Tensor:
         step = _segment_min_norm(alpha @ q_alpha, q_alpha.index_select(0, t.view(1)), diag.index_select(0, t.view(1)))
         alpha = (1 - step) * alpha + step * (vertices == t).to(q.dtype)
     return alpha
-
-
-def build_aggregation(name: str, *, reduction: str = "mean", lam: float = 0.8, delta: float = 1.5, eps: float = 1e-6,
-                      normalize: bool = False, solver: str = "exact", max_iter: int = 100,
-                      k: int | None = None) -> Aggregation:
-    """Aggregation by name (one of ``AGGREGATIONS``). ``reduction`` applies to avg / gman / gman_auto,
-    ``lam`` to gman (fixed, >= 0) and gman_auto (initial value, > 0), ``delta`` (> 1) and ``eps`` (> 0) to hv,
-    ``normalize`` / ``solver`` / ``max_iter`` / ``eps`` to mgd. ``k``, if given, is the number of
-    discriminators: inputs of another size are rejected."""
-    if name not in AGGREGATIONS:
-        raise ValueError(f"Unknown aggregation {name!r}; valid options: {', '.join(AGGREGATIONS)}.")
-    if reduction not in REDUCTIONS:
-        raise ValueError(f"Unknown reduction {reduction!r}; valid options: {', '.join(REDUCTIONS)}.")
-    if k is not None and k < 1:
-        raise ValueError(f"k (number of discriminators) must be >= 1, got {k}.")
-    if not eps > 0:
-        raise ValueError(f"eps must be > 0, got {eps}.")
-    if name == "avg":
-        return Average(reduction, k)
-    if name == "gman":
-        if not (math.isfinite(lam) and lam >= 0):
-            raise ValueError(f"gman needs a finite lam >= 0 (0 = mean, large = max), got {lam}.")
-        return GMAN(lam, reduction, k)
-    if name == "gman_auto":
-        if not (math.isfinite(lam) and lam > 0):
-            raise ValueError(f"gman_auto needs a finite initial lam > 0 (lam = softplus(raw) is learnt), got {lam}.")
-        return GMANAuto(lam, reduction, k)
-    if name == "hv":
-        if not (math.isfinite(delta) and delta > 1):
-            raise ValueError(f"hv needs delta > 1 so that the nadir point eta = delta * max_k l_k exceeds every loss, got {delta}.")
-        return HypervolumeMaximization(delta, eps, k)
-    if solver not in SOLVERS:
-        raise ValueError(f"Unknown min-norm solver {solver!r}; valid options: {', '.join(SOLVERS)}.")
-    if max_iter < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}.")
-    if solver == "exact" and k is not None and k > MAX_EXACT_K:
-        raise ValueError(f"mgd with solver='exact' supports k <= {MAX_EXACT_K} discriminators, got k = {k}; "
-                         f"use solver='interior_point' (or 'frank_wolfe').")
-    return MultipleGradientDescent(normalize, solver, max_iter, eps, k)

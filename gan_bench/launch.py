@@ -1,0 +1,319 @@
+"""``gan-bench train``: check everything before anything is written, then hand the run (or sweep) to Hydra.
+
+* A single run is composed and checked here first (:func:`gan_bench.config.check_config`), its folder resolved and
+  refused if it already holds a run — so a bad config or a refused relaunch writes nothing at all. Only then does
+  Hydra create the folder and run the job.
+* ``resume=RUN`` (or ``hydra.run.dir=RUN resume=true``) continues a run from its checkpoint with the configuration
+  stored IN the checkpoint; only the keys a resume may change (:data:`gan_bench.checkpoint.RESUMABLE`) can be
+  overridden. Nothing a later launch could have rewritten (``.hydra/``) is read.
+* A sweep (``-m``) runs every job; a job that fails is recorded and the others go on; the command exits non-zero at
+  the end, naming the failed jobs.
+"""
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from gan_bench.errors import CheckpointError, ConfigError, GanBenchError
+
+#: files and folders that mark a folder as holding a run (or a launch's record)
+RUN_MARKERS = (".hydra", "checkpoints", "metrics.json", "status.json", "samples")
+HYDRA_FLAGS = ("--cfg", "-c", "--info", "-i", "--resolve", "--package", "-p", "--hydra-help", "--version",
+               "--shell-completion", "-sc", "--config-path", "-cp", "--config-name", "-cn", "--config-dir", "-cd",
+               "--experimental-rerun")
+
+
+def conf_dir() -> str:
+    """conf/ of a source checkout if there is one next to the package, else the copy installed as gan_bench.conf."""
+    repo_conf = Path(__file__).resolve().parent.parent / "conf"
+    if (repo_conf / "config.yaml").is_file():
+        return str(repo_conf)
+    return "pkg://gan_bench.conf"
+
+
+# -- composing ----------------------------------------------------------------------------------------------------
+def compose_config(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
+    """The config ``gan-bench train OVERRIDES`` runs with (Hydra's compose API); errors as one ConfigError line."""
+    from hydra import compose, initialize_config_dir, initialize_config_module
+
+    from gan_bench.config import register_configs
+
+    check_renamed(overrides)
+    register_configs()
+    source = conf_dir()
+    ctx = (initialize_config_module("gan_bench.conf", version_base="1.3") if source.startswith("pkg://")
+           else initialize_config_dir(config_dir=source, version_base="1.3"))
+    try:
+        with ctx:
+            return compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
+    except Exception as err:  # Hydra and OmegaConf raise many types; all are a bad config here
+        raise ConfigError(composition_message(err)) from None
+
+
+def check_renamed(overrides: list[str]) -> None:
+    """An override of a key that an earlier version used gets one line naming the new key."""
+    from gan_bench.config import renamed_message
+
+    for o in overrides:
+        key = o.lstrip("+~").split("=", 1)[0]
+        msg = renamed_message(key)
+        if msg:
+            raise ConfigError(msg)
+        if key == "discriminators.projection" and "=" in o:
+            raise ConfigError(f"discriminators.projection is a config group: use discriminators/projection="
+                              f"{o.split('=', 1)[1]}")
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    out = []
+    while err is not None and err not in out:
+        out.append(err)
+        err = err.__cause__ or err.__context__
+    return out
+
+
+def composition_message(err: BaseException) -> str:
+    """Hydra's and OmegaConf's multi-line composition errors as one line naming the key."""
+    chain = _chain(err)
+    for e in chain:
+        text = str(e)
+        full_key = re.search(r"full_key: (\S+)", text)
+        if type(e).__name__ == "ConfigAttributeError" and full_key:
+            return _unknown_key_message(full_key.group(1), re.search(r"object_type=(\w+)", text))
+        if type(e).__name__ == "ValidationError" and full_key:
+            return f"{full_key.group(1)}: {text.splitlines()[0]}"
+        if type(e).__name__ == "MissingConfigException":
+            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+            options = []
+            if "Available options" in text:
+                options = lines[lines.index(next(ln for ln in lines if ln.startswith("Available options"))) + 1:]
+                options = [o for o in options if not o.startswith(("Config search path", "provider="))]
+            return lines[0].replace("In 'config': ", "") + (f"; available: {', '.join(options)}" if options else "")
+    return str(chain[0]).strip().splitlines()[0] if str(chain[0]).strip() else type(chain[0]).__name__
+
+
+def _unknown_key_message(full_key: str, object_type: Any) -> str:
+    from gan_bench.config import renamed_message, schema_owner
+
+    owner = schema_owner(object_type.group(1)) if object_type else None
+    if renamed_message(full_key):
+        return renamed_message(full_key)
+    if owner is None:
+        return f"{full_key} is not a config key"
+    what, keys, kind = owner
+    if kind == "section":
+        return f"{full_key} is not a config key; valid keys of {what}: {keys}"
+    return f"{full_key} does not apply to {what} (its keys: {keys})"
+
+
+# -- the run folder -----------------------------------------------------------------------------------------------
+def holds_run(folder: Path) -> list[str]:
+    """What in ``folder`` marks it as holding a run (or a launch's record); empty when it is new or unrelated."""
+    if not folder.is_dir():
+        return []
+    found = [m for m in RUN_MARKERS if (folder / m).exists()]
+    return found + ([p.name for p in folder.glob("events.out.tfevents.*")][:1])
+
+
+def resolved_run_dir(cfg: DictConfig) -> Path:
+    return Path(str(cfg.hydra.run.dir)).expanduser()
+
+
+# -- the commands -------------------------------------------------------------------------------------------------
+_LAUNCH: dict[str, Any] = {"created": False, "failures": []}
+
+
+def _value(args: list[str], key: str) -> str | None:
+    return next((a.split("=", 1)[1] for a in args if a.split("=", 1)[0].lstrip("+") == key), None)
+
+
+def _without(args: list[str], *keys: str) -> list[str]:
+    return [a for a in args if a.split("=", 1)[0].lstrip("+") not in keys]
+
+
+def train_command(args: list[str]) -> int:
+    """``gan-bench train ARGS``: help, resume, sweep or single run (see the module doc)."""
+    from gan_bench.train import parse_resume
+
+    if any(a in ("-h", "--help") for a in args):
+        print(help_text([a for a in args if a not in ("-h", "--help")]))
+        return 0
+    if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args):  # Hydra's own inspection flags: Hydra answers
+        return _hydra(args)
+    resume = parse_resume(_value(args, "resume"))
+    if resume is not None:
+        return resume_command(resume, args)
+    if "-m" in args or "--multirun" in args:
+        return sweep_command(args)
+    return single_command(args)
+
+
+def single_command(args: list[str]) -> int:
+    cfg = compose_config(args, return_hydra_config=True)
+    run_dir = resolved_run_dir(cfg)
+    from gan_bench.config import check_config
+
+    check_config(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))
+    found = holds_run(run_dir)
+    if found:
+        raise ConfigError(f"{run_dir} already holds a run ({', '.join(found)}); continue it with gan-bench train "
+                          f"resume={run_dir}, or choose another hydra.run.dir — nothing was written")
+    _LAUNCH["created"] = not run_dir.exists()
+    return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={run_dir}"])
+
+
+def sweep_command(args: list[str]) -> int:
+    """Every job runs; failed ones are collected by the task and reported at the end (exit 1)."""
+    _LAUNCH["failures"] = []
+    code = _hydra(args)
+    failures = _LAUNCH["failures"]
+    if failures:
+        print(f"gan-bench: {len(failures)} job(s) of the sweep failed:", file=sys.stderr)
+        for run_dir, why in failures:
+            print(f"  {run_dir}: {why}", file=sys.stderr)
+        return 1
+    return code
+
+
+def resume_command(resume: str, args: list[str]) -> int:
+    """Continue a run from its checkpoint, with the configuration stored in the checkpoint (see module doc)."""
+    from gan_bench.checkpoint import load_checkpoint, resumable
+    from gan_bench.config import check_config
+    from gan_bench.train import train
+
+    run_dir = _resume_dir(resume, args)
+    state = load_checkpoint(run_dir)
+    cfg = OmegaConf.create(state["config"])
+    changes = _without(args, "resume", "hydra.run.dir")
+    refused = [o.lstrip("+").split("=", 1)[0] for o in changes if "=" not in o or not resumable(o.lstrip("+").split("=")[0])]
+    if refused:
+        raise CheckpointError(f"cannot change {', '.join(refused)} when resuming: a resumed run keeps the configuration "
+                              f"stored in its checkpoint; only {', '.join(_resumable_list())} may change")
+    for o in changes:
+        key = o.lstrip("+").split("=", 1)[0]
+        OmegaConf.update(cfg, key, OmegaConf.select(OmegaConf.from_dotlist([o.lstrip("+")]), key), force_add=True)
+    cfg.resume = "true"
+    check_config(cfg)
+    _log_to(run_dir / "train.log")
+    out = train(cfg, run_dir, state=state)
+    _done(out, run_dir)
+    return 0
+
+
+def _resumable_list() -> list[str]:
+    from gan_bench.checkpoint import RESUMABLE
+
+    return [r for r in RESUMABLE if r != "resume"]
+
+
+def _resume_dir(resume: str, args: list[str]) -> Path:
+    if resume == "true":
+        run = _value(args, "hydra.run.dir")
+        if run is None:
+            raise CheckpointError("resume=true needs the run's folder: add hydra.run.dir=PATH (or use resume=PATH)")
+        return Path(run).expanduser()
+    path = Path(resume).expanduser()
+    return path.parent.parent if path.is_file() else path  # a checkpoint file: RUN/checkpoints/last.pt
+
+
+def _log_to(path: Path) -> None:
+    """Hydra's log format, to the console and appended to the run's log (a resume does not go through Hydra)."""
+    import logging
+
+    fmt = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(path, mode="a")):
+        handler.setFormatter(fmt)
+        root.addHandler(handler)
+
+
+def _done(out: dict, run_dir: Path) -> None:
+    print(f"[gan-bench] done: {out['iterations']} iterations in {out['wall_clock_s']:.1f} s "
+          f"({out['iterations_per_s']:.1f} it/s); results in {run_dir} (metrics.json, samples/, checkpoints/)", flush=True)
+
+
+def _hydra(args: list[str]) -> int:
+    """Run the Hydra app on ``args`` (it creates the run folder, writes .hydra/ and calls :func:`_task`)."""
+    import hydra
+
+    from gan_bench.config import register_configs
+
+    register_configs()
+    main = hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")(_task)
+    sys.argv = ["gan-bench train", *args]
+    main()
+    return 0
+
+
+def _task(cfg: DictConfig) -> Any:
+    """One job of Hydra: train in the folder Hydra made; a failure is one line (and, in a sweep, does not stop it)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    from gan_bench.train import train
+
+    hc = HydraConfig.get()
+    run_dir, sweep = Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN
+    try:
+        out = train(cfg, run_dir)
+    except KeyboardInterrupt:
+        sys.exit(130)  # train() said where the run stands
+    except GanBenchError as err:
+        print(f"gan-bench: error: {err}", file=sys.stderr)
+        if sweep:
+            _LAUNCH["failures"].append((str(run_dir), str(err)))
+            return None
+        _remove_if_created(run_dir)
+        sys.exit(2)
+    _done(out, run_dir)
+    return out
+
+
+def _remove_if_created(run_dir: Path) -> None:
+    """A single run that failed before training leaves no folder behind — only a folder this launch created, and
+    only with nothing in it but what Hydra wrote (.hydra/, the job log)."""
+    import shutil
+
+    if _LAUNCH["created"] and run_dir.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
+        shutil.rmtree(run_dir, ignore_errors=True)
+
+
+# -- help ---------------------------------------------------------------------------------------------------------
+def help_text(overrides: list[str]) -> str:
+    """The groups and their options, how to override, and the config these overrides compose."""
+    from hydra import initialize_config_dir, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from gan_bench.config import register_configs
+
+    register_configs()
+    source = conf_dir()
+    ctx = (initialize_config_module("gan_bench.conf", version_base="1.3") if source.startswith("pkg://")
+           else initialize_config_dir(config_dir=source, version_base="1.3"))
+    with ctx:
+        loader = GlobalHydra.instance().config_loader()
+        groups = _groups(loader, "")
+        lines = ["gan-bench train [group=option ...] [key=value ...] [+experiment=NAME] [-m for sweeps]", "",
+                 "== Config groups (group=option) =="]
+        lines += [f"{g}: {', '.join(loader.get_group_options(g))}" for g in groups]
+    lines += ["", "A component's class is its _target_: e.g. model.discriminator._target_=my_pkg.MyD (see README).",
+              "resume=RUN_DIR continues a run; only " + ", ".join(_resumable_list()) + " may change then.", "",
+              "== Config ==", OmegaConf.to_yaml(compose_config(overrides))]
+    return "\n".join(lines)
+
+
+def _groups(loader: Any, parent: str) -> list[str]:
+    out = []
+    for g in sorted(loader.list_groups(parent)):
+        path = f"{parent}/{g}" if parent else g
+        if path in ("hydra", "schema"):
+            continue
+        if loader.get_group_options(path):
+            out.append(path)
+        out += _groups(loader, path)
+    return out
