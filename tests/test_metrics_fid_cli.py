@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from gan_bench.metrics import fid_cli, resolve_weights, weights_cli
+from gan_bench.metrics import fid_cli, frechet_distance, resolve_weights, weights_cli
 from gan_bench.metrics import inception as inception_module
 from gan_bench.metrics.inception import CONVERTED_WEIGHTS_NAME, FID_WEIGHTS_NAME
 
@@ -25,6 +25,13 @@ def test_fid_cli_on_two_npz_files_equals_scipy_route(tmp_path, capsys) -> None:
     printed = float(capsys.readouterr().out.split("FID:")[1])
     reference = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2) - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real)
     assert printed == pytest.approx(reference, rel=1e-5)  # printed with 6 decimals
+
+
+def test_fid_of_identical_statistics_prints_zero_not_minus_zero(tmp_path, capsys) -> None:
+    mu, sigma = write_stats(tmp_path / "a.npz", 0)  # its distance to itself rounds to -7e-15 in float64
+    assert str(frechet_distance(mu, sigma, mu, sigma)) == "0.0"
+    assert fid_cli([str(tmp_path / "a.npz"), str(tmp_path / "a.npz"), "--device", "cpu"]) == 0
+    assert capsys.readouterr().out == "FID: 0.000000\n"
 
 
 def one_line_error(capsys) -> str:

@@ -5,9 +5,9 @@
 ``S1^½ S2 S1^½``; two ``eigh`` calls therefore replace scipy's general (complex, Schur-based) ``sqrtm``: eigh of S1
 gives ``S1^½``, eigh of the symmetric product gives the eigenvalues whose square roots are summed. Eigenvalues below
 the numerical-rank tolerance ``d * eps * largest`` (as ``numpy.linalg.matrix_rank``), including tiny negatives from
-rounding, are set to 0, so identical singular statistics give 0 to rounding. The result is real and finite for any
-valid input. If ``eigh`` fails to converge, pytorch-fid's remedy is applied: ``eps`` is added to both diagonals and
-the computation repeated.
+rounding, are set to 0, so identical singular statistics give 0 to rounding, and a negative total (rounding again)
+is returned as +0.0. The result is real and finite for any valid input. If ``eigh`` fails to converge, pytorch-fid's
+remedy is applied: ``eps`` is added to both diagonals and the computation repeated.
 """
 from __future__ import annotations
 
@@ -108,7 +108,8 @@ class FrechetReference:
             offset = self.eps * torch.eye(d, dtype=torch.float64, device=self.device)
             tr_covmean = _trace_sqrt_product(_sqrt_psd(self.sigma + offset, "sigma1"), s2 + offset)
         diff = self.mu - m2
-        return float(diff @ diff + torch.trace(self.sigma) + torch.trace(s2) - 2 * tr_covmean)
+        value = float(diff @ diff + torch.trace(self.sigma) + torch.trace(s2) - 2 * tr_covmean)
+        return 0.0 if value <= 0 else value  # d² >= 0: a negative is rounding (equal inputs), never "-0.000000"
 
 
 def frechet_distance(
