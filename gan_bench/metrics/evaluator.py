@@ -7,6 +7,7 @@ needed extractor once, then asks each metric for its values.
 """
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
@@ -111,6 +112,9 @@ class Evaluator:
             reason = extractor.unavailable_reason(m.output)
             if reason:
                 self.unavailable[m.name] = reason
+        notes = [note for m in self._metrics if (note := m.warning(self._references.get(_source(m))))]
+        if notes:
+            print("warning: " + "; ".join(notes), file=sys.stderr)
 
     def _load_extractors(self) -> dict[type[FeatureExtractor], FeatureExtractor]:
         """Each extractor class the metrics name, loaded once; every metric's output checked against it."""

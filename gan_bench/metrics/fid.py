@@ -19,7 +19,7 @@ from PIL import Image
 from gan_bench.metrics.errors import MetricsError
 from gan_bench.metrics.extractors.base import FeatureExtractor
 from gan_bench.metrics.extractors.inception import InceptionExtractor
-from gan_bench.metrics.frechet import FrechetReference, frechet_distance
+from gan_bench.metrics.frechet import FrechetReference, frechet_distance, rank_deficiency_warning
 from gan_bench.metrics.inception import InceptionFeatures, load_inception, tf32, to_inception_input
 from gan_bench.metrics.reference import RealReference
 from gan_bench.metrics.registry import MOMENTS, FakeFeatures, Metric, Result, register_metric
@@ -115,7 +115,8 @@ class FrechetMetric(Metric):
     """The Fréchet distance between the moments of real and generated features (FID, classifier FID).
 
     The real side is prepared once per Evaluator (:class:`FrechetReference` keeps ``S^½``), so each evaluation costs
-    one ``eigh``.
+    one ``eigh``. With no more samples than feature dimensions the covariance is rank-deficient and the value is
+    not comparable to others: :meth:`warning` says so.
     """
 
     real = MOMENTS
@@ -125,6 +126,10 @@ class FrechetMetric(Metric):
     def protocol(self, extractor: FeatureExtractor, real: RealReference | None) -> dict[str, Any]:
         return {"n_real": real.n, "n_fake": self.settings.n_samples, "split": self.settings.split,
                 **extractor.protocol(), "real_stats": str(real.stats_path)}
+
+    def warning(self, real: RealReference | None) -> str | None:
+        sets = {"real samples": real.n, "generated samples": self.settings.n_samples}
+        return rank_deficiency_warning(self.name, real.stats[0].shape[0], sets)
 
     def compute(self, real: RealReference | None, fake: FakeFeatures) -> Result:
         if self._reference is None:
@@ -207,7 +212,11 @@ def fid_cli(argv: list[str]) -> int:
             print(f"saved statistics of {args.paths[0]} to {save_statistics(args.save_stats, mu, sigma, protocol)}",
                   file=sys.stderr)
         if len(stats) == 2:
-            (mu1, s1, _), (mu2, s2, _) = stats
+            (mu1, s1, p1), (mu2, s2, p2) = stats
+            note = rank_deficiency_warning("FID", mu1.shape[0], {f"samples of {args.paths[0]}": p1.get("n"),
+                                                                 f"samples of {args.paths[1]}": p2.get("n")})
+            if note:
+                print(f"warning: {note}", file=sys.stderr)
             print(f"FID: {frechet_distance(mu1, s1, mu2, s2, device=device):.6f}")
     except MetricsError as exc:
         print(f"error: {exc}", file=sys.stderr)

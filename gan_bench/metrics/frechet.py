@@ -126,3 +126,13 @@ def frechet_distance(
     Computed in float64 on ``device`` (default CPU; MPS, which lacks float64, falls back to CPU).
     """
     return FrechetReference(mu1, sigma1, device=device, eps=eps).distance(mu2, sigma2)
+
+
+def rank_deficiency_warning(what: str, dim: int, sets: dict[str, int | None]) -> str | None:
+    """One line saying that ``what`` is not comparable when a set (``{description: n}``, n None when unknown) has no
+    more rows than the features have dimensions: its covariance then has rank < ``dim``, and the value depends on n."""
+    small = [f"{n} {description}" for description, n in sets.items() if n is not None and n <= dim]
+    if not small:
+        return None
+    return (f"{what} from {' and '.join(small)} in {dim} dimensions is not comparable to other values: the covariance "
+            f"is rank-deficient (it needs more than {dim} samples per set)")

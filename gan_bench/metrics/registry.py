@@ -85,6 +85,10 @@ class Metric:
         """How the values are computed (sample counts, features, reference files), recorded next to them."""
         return {}
 
+    def warning(self, real: RealReference | None) -> str | None:
+        """A caveat about the values of this configuration (e.g. too few samples), printed once; None when none."""
+        return None
+
     def start(self) -> None:
         """Reset what :meth:`update` accumulates, before the samples of one evaluation."""
 
