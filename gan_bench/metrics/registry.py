@@ -12,8 +12,9 @@ torch-fidelity's feature extractors):
 * ``fake``: what the Evaluator keeps of the generated side, :data:`MOMENTS`, :data:`ROWS` (all rows) or None; a
   metric may also accumulate per-sample outputs itself in :meth:`Metric.update` (as IS accumulates logits).
 
-Per evaluation the Evaluator calls :meth:`Metric.start`, :meth:`Metric.update` for every batch and
-:meth:`Metric.compute` once. Example, a metric registered from any module::
+Once per Evaluator it records :meth:`Metric.protocol` and prints :meth:`Metric.warning`; per evaluation it calls
+:meth:`Metric.start`, :meth:`Metric.update` for every batch and :meth:`Metric.compute` once. Example, a metric
+registered from any module (a file outside the package works the same, once imported)::
 
     @register_metric
     class MeanGap(Metric):
