@@ -118,6 +118,22 @@ def test_evaluator_classifier_fid_matches_reference_and_caches(lenet, digits, tm
     assert Evaluator(["fid_classifier"], **kwargs)(sample_fn) == pytest.approx(result)
 
 
+def test_evaluator_warns_once_when_samples_do_not_outnumber_the_feature_dimension(lenet, digits, tmp_path,
+                                                                                  capsys) -> None:
+    _, _, path = lenet
+    x = digits[0]
+    kwargs = dict(real=x[:600], dataset_key="digits", batch_size=64, device=torch.device("cpu"), cache_dir=tmp_path,
+                  classifier_path=str(path))
+    evaluator = Evaluator(["fid_classifier"], n_samples=50, classifier_layer="penultimate", **kwargs)  # 84-d
+    assert capsys.readouterr().err == (
+        "warning: fid_classifier from 50 generated samples in 84 dimensions is not comparable to other values: "
+        "the covariance is rank-deficient (it needs more than 84 samples per set)\n")
+    assert evaluator(lambda n: x[600 : 600 + n])["fid_classifier"] > 0  # warned, not failed
+    assert capsys.readouterr().err == ""  # once per evaluator, not per evaluation
+    Evaluator(["fid_classifier"], n_samples=50, **kwargs)  # logits: 10-d
+    assert capsys.readouterr().err == ""
+
+
 def test_evaluator_modes_and_registry(tmp_path) -> None:
     centres = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
     evaluator = Evaluator(["modes"], real=centres.repeat(10, 1), dataset_key="two", n_samples=8, batch_size=3,

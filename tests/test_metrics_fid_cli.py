@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import scipy.linalg
 
-from gan_bench.metrics import fid_cli, resolve_weights, weights_cli
+from gan_bench.metrics import fid_cli, frechet_distance, resolve_weights, save_statistics, weights_cli
 from gan_bench.metrics import inception as inception_module
 from gan_bench.metrics.inception import CONVERTED_WEIGHTS_NAME, FID_WEIGHTS_NAME
 
@@ -25,6 +25,28 @@ def test_fid_cli_on_two_npz_files_equals_scipy_route(tmp_path, capsys) -> None:
     printed = float(capsys.readouterr().out.split("FID:")[1])
     reference = ((mu1 - mu2) ** 2).sum() + np.trace(s1 + s2) - 2 * np.trace(scipy.linalg.sqrtm(s1 @ s2).real)
     assert printed == pytest.approx(reference, rel=1e-5)  # printed with 6 decimals
+
+
+def test_fid_of_identical_statistics_prints_zero_not_minus_zero(tmp_path, capsys) -> None:
+    mu, sigma = write_stats(tmp_path / "a.npz", 0)  # its distance to itself rounds to -7e-15 in float64
+    assert str(frechet_distance(mu, sigma, mu, sigma)) == "0.0"
+    assert fid_cli([str(tmp_path / "a.npz"), str(tmp_path / "a.npz"), "--device", "cpu"]) == 0
+    assert capsys.readouterr().out == "FID: 0.000000\n"
+
+
+def test_fid_cli_warns_once_when_a_set_is_smaller_than_the_dimension(tmp_path, capsys) -> None:
+    rng = np.random.default_rng(0)
+    for name, n in (("large", 40), ("small", 5)):
+        x = rng.normal(size=(n, 6))
+        save_statistics(tmp_path / f"{name}.npz", x.mean(0), np.cov(x, rowvar=False), {"n": n})
+    large, small = str(tmp_path / "large.npz"), str(tmp_path / "small.npz")
+    assert fid_cli([large, small, "--device", "cpu"]) == 0
+    out = capsys.readouterr()
+    assert out.out.startswith("FID: ")  # warned, not failed
+    assert out.err == (f"warning: FID from 5 samples of {small} in 6 dimensions is not comparable to other values: "
+                       "the covariance is rank-deficient (it needs more than 6 samples per set)\n")
+    assert fid_cli([large, large, "--device", "cpu"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def one_line_error(capsys) -> str:

@@ -136,3 +136,21 @@ def test_prepared_reference_equals_the_one_shot_distance_and_reuses_its_square_r
         assert ref.distance(mu, sigma) == pytest.approx(want, rel=1e-8)
     # per distance through the prepared reference: one eigh (the product); the one-shot function needs two
     assert calls.count("sigma1") == 2 and calls.count("sigma2") == 6
+
+
+def test_save_statistics_keeps_the_old_file_when_a_write_fails(tmp_path, monkeypatch) -> None:
+    """Written through gan_bench.files.atomic_write: a full disk leaves the previous file intact and no temporary."""
+    import errno
+
+    from gan_bench.files import WriteError
+
+    path = save_statistics(tmp_path / "s.npz", np.zeros(2), np.eye(2), {"n": 3})
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(np, "savez", full_disk)
+    with pytest.raises(WriteError, match="no space left on the device while writing"):
+        save_statistics(path, np.ones(2), np.eye(2))
+    assert load_statistics(path)[2] == {"n": 3}
+    assert [p.name for p in tmp_path.iterdir()] == ["s.npz"]

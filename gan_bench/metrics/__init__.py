@@ -1,25 +1,62 @@
 """Metrics that match the references: FID, IS, KID, precision/recall, domain-classifier FID, 2-D mode coverage.
 
-The training loop builds an :class:`Evaluator`; the CLI calls :func:`fid_cli` (``gan-bench fid``) and
-:func:`weights_cli` (``gan-bench weights``). :data:`METRICS` is the registry of metric names and the result keys each
-one produces.
+Each metric is one class registered with :func:`register_metric` (see :mod:`gan_bench.metrics.registry`); the
+training loop builds an :class:`Evaluator` for the names in ``eval.metrics``; the CLI calls :func:`fid_cli`
+(``gan-bench fid``) and :func:`weights_cli` (``gan-bench weights``). :func:`registered_metrics` lists the metric
+names, :data:`METRICS` maps each to the result keys it produces.
 """
+# the built-in metrics register themselves on import, in this order (that of registered_metrics())
+from gan_bench.metrics.fid import FID, FrechetMetric, fid_cli, folder_statistics, sample_statistics
+from gan_bench.metrics.inception_score import InceptionScore, inception_score
+from gan_bench.metrics.kid import KID, kernel_inception_distance
+from gan_bench.metrics.precision_recall import PrecisionRecall, precision_recall
+from gan_bench.metrics.fid_classifier import ClassifierFID
+from gan_bench.metrics.modes import ModeCoverage, mode_metrics
+
 from gan_bench.metrics.classifier import classifier_features, load_classifier, save_classifier, train_classifier
 from gan_bench.metrics.errors import MetricsError
-from gan_bench.metrics.evaluator import METRICS, Evaluator
-from gan_bench.metrics.fid import fid_cli, folder_statistics, sample_statistics
+from gan_bench.metrics.evaluator import Evaluator
+from gan_bench.metrics.extractors import ClassifierExtractor, FeatureExtractor, InceptionExtractor, RawSamples
 from gan_bench.metrics.frechet import frechet_distance
 from gan_bench.metrics.inception import load_inception, resolve_weights, weights_cli
-from gan_bench.metrics.inception_score import inception_score
-from gan_bench.metrics.kid import kernel_inception_distance
-from gan_bench.metrics.modes import mode_metrics
-from gan_bench.metrics.precision_recall import precision_recall
+from gan_bench.metrics.reference import RealReference
+from gan_bench.metrics.registry import (
+    IMAGES,
+    METRICS,
+    MOMENTS,
+    POINTS,
+    ROWS,
+    FakeFeatures,
+    Metric,
+    register_metric,
+    registered_metrics,
+)
+from gan_bench.metrics.settings import EvalSettings
 from gan_bench.metrics.stats import StreamingMoments, load_statistics, save_statistics
 
 __all__ = [
+    "FID",
+    "IMAGES",
+    "KID",
     "METRICS",
+    "MOMENTS",
+    "POINTS",
+    "ROWS",
+    "ClassifierExtractor",
+    "ClassifierFID",
+    "EvalSettings",
     "Evaluator",
+    "FakeFeatures",
+    "FeatureExtractor",
+    "FrechetMetric",
+    "InceptionExtractor",
+    "InceptionScore",
+    "Metric",
     "MetricsError",
+    "ModeCoverage",
+    "PrecisionRecall",
+    "RawSamples",
+    "RealReference",
     "StreamingMoments",
     "classifier_features",
     "fid_cli",
@@ -32,6 +69,8 @@ __all__ = [
     "load_statistics",
     "mode_metrics",
     "precision_recall",
+    "register_metric",
+    "registered_metrics",
     "resolve_weights",
     "sample_statistics",
     "save_classifier",

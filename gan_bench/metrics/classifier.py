@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_bench.files import atomic_write
 from gan_bench.metrics.errors import MetricsError
 
 ARCHS = ("lenet", "resnet18")
@@ -144,10 +145,7 @@ def save_classifier(path: str | Path, model: nn.Module, meta: dict[str, Any]) ->
     head = model.head
     first_conv = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
     record = {**meta, "arch": arch, "in_channels": first_conv.in_channels, "num_classes": head.out_features}
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"state_dict": model.state_dict(), "meta": record}, path)
-    return path
+    return atomic_write(path, lambda f: torch.save({"state_dict": model.state_dict(), "meta": record}, f))
 
 
 def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> tuple[nn.Module, dict[str, Any]]:
@@ -168,13 +166,19 @@ def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> tup
 
 
 @torch.no_grad()
-def classifier_features(model: nn.Module, images: torch.Tensor, layer: str = "logits") -> torch.Tensor:
-    """Features of images in [-1, 1]: ``"logits"`` = log-softmax output, ``"penultimate"`` = last hidden layer."""
-    if layer not in LAYERS:
-        raise MetricsError(f"unknown classifier layer {layer!r}; valid: {', '.join(LAYERS)}")
+def classifier_outputs(model: nn.Module, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    """Both feature layers of images in [-1, 1] from one forward pass: ``{"logits": log-softmax output,
+    "penultimate": last hidden layer}``."""
     expected = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
     if images.ndim != 4 or images.shape[1] != expected:
         shape = tuple(images.shape)
         raise MetricsError(f"the classifier takes NCHW images with {expected} channels, got shape {shape}")
     hidden = model.penultimate(images.float())
-    return torch.log_softmax(model.head(hidden), dim=1) if layer == "logits" else hidden
+    return {"logits": torch.log_softmax(model.head(hidden), dim=1), "penultimate": hidden}
+
+
+def classifier_features(model: nn.Module, images: torch.Tensor, layer: str = "logits") -> torch.Tensor:
+    """Features of images in [-1, 1]: ``"logits"`` = log-softmax output, ``"penultimate"`` = last hidden layer."""
+    if layer not in LAYERS:
+        raise MetricsError(f"unknown classifier layer {layer!r}; valid: {', '.join(LAYERS)}")
+    return classifier_outputs(model, images)[layer]

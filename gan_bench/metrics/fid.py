@@ -1,13 +1,13 @@
-"""FID (Heusel et al. 2017): Inception pool3 statistics of image folders, generator samples and cached real data.
+"""FID (Heusel et al. 2017): the ``fid`` metric, and Inception pool3 statistics of image folders (``gan-bench fid``).
 
 Samples go from ``sample_fn(n) -> images in [-1, 1], NCHW`` straight into pytorch-fid's network on the device (8-bit
 rounding as a PNG would do, resize to 299 and ``2x - 1`` inside the network); statistics stream through
 :class:`~gan_bench.metrics.stats.StreamingMoments`; the distance is :func:`~gan_bench.metrics.frechet.frechet_distance`.
+:class:`FrechetMetric` is the Fréchet distance on any extractor output, shared with the classifier FID.
 """
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -17,8 +17,12 @@ import torch
 from PIL import Image
 
 from gan_bench.metrics.errors import MetricsError
-from gan_bench.metrics.frechet import frechet_distance
+from gan_bench.metrics.extractors.base import FeatureExtractor
+from gan_bench.metrics.extractors.inception import InceptionExtractor
+from gan_bench.metrics.frechet import FrechetReference, frechet_distance, rank_deficiency_warning
 from gan_bench.metrics.inception import InceptionFeatures, load_inception, tf32, to_inception_input
+from gan_bench.metrics.reference import RealReference
+from gan_bench.metrics.registry import MOMENTS, FakeFeatures, Metric, Result, register_metric
 from gan_bench.metrics.stats import StreamingMoments, load_statistics, save_statistics
 
 IMAGE_EXTENSIONS = {".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"}  # pytorch-fid's list
@@ -107,27 +111,41 @@ def sample_statistics(
     return inception_moments(sample_batches(sample_fn, n, batch_size), net, device).numpy()
 
 
-def reference_cache_path(
-    cache_dir: str | Path,
-    kind: str,
-    *,
-    dataset_key: str,
-    split: str,
-    resolution: int | str,
-    n: int,
-    backbone: str,
-    weights_hash: str,
-) -> Path:
-    """Cache file of real-data ``kind`` ("stats" or "features"), keyed by (dataset, split, resolution, N, backbone,
-    weights hash)."""
-    parts = [kind, dataset_key, split, f"{resolution}px", f"n{n}", backbone, weights_hash[:12]]
-    name = "-".join(re.sub(r"[^A-Za-z0-9_.]+", "_", p).strip("_") for p in parts)
-    return Path(cache_dir) / f"{name}.npz"
+class FrechetMetric(Metric):
+    """The Fréchet distance between the moments of real and generated features (FID, classifier FID).
+
+    The real side is prepared once per Evaluator (:class:`FrechetReference` keeps ``S^½``), so each evaluation costs
+    one ``eigh``. With no more samples than feature dimensions the covariance is rank-deficient and the value is
+    not comparable to others: :meth:`warning` says so.
+    """
+
+    real = MOMENTS
+    fake = MOMENTS
+    _reference: FrechetReference | None = None
+
+    def protocol(self, extractor: FeatureExtractor, real: RealReference | None) -> dict[str, Any]:
+        return {"n_real": real.n, "n_fake": self.settings.n_samples, "split": self.settings.split,
+                **extractor.protocol(), "real_stats": str(real.stats_path)}
+
+    def warning(self, real: RealReference | None) -> str | None:
+        sets = {"real samples": real.n, "generated samples": self.settings.n_samples}
+        return rank_deficiency_warning(self.name, real.stats[0].shape[0], sets)
+
+    def compute(self, real: RealReference | None, fake: FakeFeatures) -> Result:
+        if self._reference is None:
+            self._reference = FrechetReference(*real.stats, device=self.settings.device)
+        return {self.keys[0]: self._reference.distance(fake.moments.mean, fake.moments.covariance)}
 
 
-def fid_protocol(weights_protocol: dict[str, Any], *, n_real: int, n_fake: int, split: str, **extra: Any) -> dict:
-    """The record that goes with every FID value: sample counts, split, backbone and weights."""
-    return {"n_real": n_real, "n_fake": n_fake, "split": split, **weights_protocol, **extra}
+@register_metric
+class FID(FrechetMetric):
+    """FID: the Fréchet distance of Inception pool3 features, all real rows against ``n_samples`` generated ones."""
+
+    name, keys = "fid", ("fid",)
+    extractor, output = InceptionExtractor, "pool3"
+
+    def protocol(self, extractor: FeatureExtractor, real: RealReference | None) -> dict[str, Any]:
+        return {**super().protocol(extractor, real), "distance": "eigen route, float64"}
 
 
 def _check_path(path: str) -> None:
@@ -194,7 +212,11 @@ def fid_cli(argv: list[str]) -> int:
             print(f"saved statistics of {args.paths[0]} to {save_statistics(args.save_stats, mu, sigma, protocol)}",
                   file=sys.stderr)
         if len(stats) == 2:
-            (mu1, s1, _), (mu2, s2, _) = stats
+            (mu1, s1, p1), (mu2, s2, p2) = stats
+            note = rank_deficiency_warning("FID", mu1.shape[0], {f"samples of {args.paths[0]}": p1.get("n"),
+                                                                 f"samples of {args.paths[1]}": p2.get("n")})
+            if note:
+                print(f"warning: {note}", file=sys.stderr)
             print(f"FID: {frechet_distance(mu1, s1, mu2, s2, device=device):.6f}")
     except MetricsError as exc:
         print(f"error: {exc}", file=sys.stderr)

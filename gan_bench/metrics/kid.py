@@ -6,12 +6,21 @@ averaged over ``n_subsets`` random subsets of ``subset_size`` rows drawn without
 reference code); mean ± population std over the subsets. ``subset_size`` larger than a set is reduced to its size.
 When that makes every subset the whole of both sets, all subsets are the same pair of sets: KID is computed once and
 its std is ``None`` (no spread was measured), rather than a rounding-noise 1e-16 that reads as "exact".
+
+The ``kid`` metric compares Inception pool3 rows: a fixed random subset of ``min(n_real, n_samples)`` real rows
+against all ``n_samples`` generated ones.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
 from gan_bench.metrics.errors import MetricsError
+from gan_bench.metrics.extractors.base import FeatureExtractor
+from gan_bench.metrics.extractors.inception import InceptionExtractor
+from gan_bench.metrics.reference import RealReference
+from gan_bench.metrics.registry import ROWS, FakeFeatures, Metric, Result, register_metric
 
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -55,3 +64,23 @@ def kernel_inception_distance(
         values.append(mmd2_unbiased(fake64[i_f], real64[i_r]))
     stacked = torch.stack(values)
     return float(stacked.mean()), float(stacked.std(unbiased=False)), size
+
+
+@register_metric
+class KID(Metric):
+    """KID with ``settings.kid_subsets`` subsets of ``settings.kid_subset_size`` rows (reduced to the set sizes)."""
+
+    name, keys = "kid", ("kid_mean", "kid_std")
+    extractor, output = InceptionExtractor, "pool3"
+    real, fake = ROWS, ROWS
+
+    def protocol(self, extractor: FeatureExtractor, real: RealReference | None) -> dict[str, Any]:
+        s = self.settings
+        return {"n_real": real.n_rows, "n_fake": s.n_samples, "n_subsets": s.kid_subsets,
+                "subset_size": min(s.kid_subset_size, real.n_rows, s.n_samples), "kernel": "(x.y/d + 1)^3",
+                "real_features": str(real.rows_path), "split": s.split, **extractor.protocol()}
+
+    def compute(self, real: RealReference | None, fake: FakeFeatures) -> Result:
+        mean, std, _ = kernel_inception_distance(real.rows, fake.rows, n_subsets=self.settings.kid_subsets,
+                                                 subset_size=self.settings.kid_subset_size)
+        return {"kid_mean": mean, "kid_std": std}

@@ -6,12 +6,21 @@
   20 of 2,500 samples.
 * ``mode_kl = KL(h || uniform) = sum_m h_m log(M h_m)``, ``h`` the histogram of high-quality samples over their nearest
   modes (``None`` when there are no high-quality samples, since ``h`` is then undefined).
+
+The ``modes`` metric applies to the 2-D mixtures only (ring8, grid25): it reads the generated points themselves.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
 from gan_bench.metrics.errors import MetricsError
+from gan_bench.metrics.extractors.base import FeatureExtractor
+from gan_bench.metrics.extractors.samples import RawSamples
+from gan_bench.metrics.reference import RealReference
+from gan_bench.metrics.registry import POINTS, ROWS, FakeFeatures, Metric, Result, register_metric
+from gan_bench.metrics.settings import EvalSettings
 
 
 def mode_metrics(
@@ -41,3 +50,29 @@ def mode_metrics(
         "high_quality": n_hq / x.shape[0],
         "mode_kl": mode_kl,
     }
+
+
+@register_metric
+class ModeCoverage(Metric):
+    """Mode coverage of ``n_samples`` generated points around ``settings.mode_centres`` (std ``settings.mode_std``)."""
+
+    name, keys = "modes", ("modes_covered", "high_quality", "mode_kl")
+    data = POINTS
+    extractor, output = RawSamples, "samples"
+    fake = ROWS
+
+    def __init__(self, settings: EvalSettings) -> None:
+        super().__init__(settings)
+        if settings.mode_centres is None or settings.mode_std is None:
+            raise MetricsError("the modes metric needs mode_centres [M, 2] and mode_std")
+
+    def protocol(self, extractor: FeatureExtractor, real: RealReference | None) -> dict[str, Any]:
+        n = self.settings.modes_min_count
+        covered = ">= 1 high-quality sample (VEEGAN)" if n == 1 else f">= {n} high-quality samples"
+        return {"n_fake": self.settings.n_samples, "n_modes": int(self.settings.mode_centres.shape[0]),
+                "std": self.settings.mode_std, "high_quality": "within 3 std of the nearest centre",
+                "covered": covered}
+
+    def compute(self, real: RealReference | None, fake: FakeFeatures) -> Result:
+        s = self.settings
+        return mode_metrics(fake.rows, s.mode_centres, s.mode_std, min_count=s.modes_min_count)

@@ -4,12 +4,24 @@ Each set's manifold is the union of balls around its rows with radius = distance
 in the same set (the row itself excluded). Precision = fraction of fake rows inside the real manifold; recall =
 fraction of real rows inside the fake manifold ("inside": distance <= radius). Distances are computed in float64 in
 row chunks on the features' device, so memory stays O(chunk x n).
+
+The ``pr`` metric uses Inception pool3 rows (the paper used VGG-16 fc2): a fixed random subset of
+``min(n_real, n_samples)`` real rows against all ``n_samples`` generated ones.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import torch
 
 from gan_bench.metrics.errors import MetricsError
+from gan_bench.metrics.extractors.base import FeatureExtractor
+from gan_bench.metrics.extractors.inception import InceptionExtractor
+from gan_bench.metrics.inception import BACKBONE
+from gan_bench.metrics.reference import RealReference
+from gan_bench.metrics.registry import ROWS, FakeFeatures, Metric, Result, register_metric
+
+PR_K = 3
 
 
 def _distances(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -51,3 +63,20 @@ def precision_recall(real: torch.Tensor, fake: torch.Tensor, *, k: int = 3, chun
     precision = manifold_coverage(fake64, real64, knn_radii(real64, k, chunk), chunk)
     recall = manifold_coverage(real64, fake64, knn_radii(fake64, k, chunk), chunk)
     return precision, recall
+
+
+@register_metric
+class PrecisionRecall(Metric):
+    """Improved precision and recall with k = :data:`PR_K` nearest-neighbour manifolds."""
+
+    name, keys = "pr", ("precision", "recall")
+    extractor, output = InceptionExtractor, "pool3"
+    real, fake = ROWS, ROWS
+
+    def protocol(self, extractor: FeatureExtractor, real: RealReference | None) -> dict[str, Any]:
+        return {"n_real": real.n_rows, "n_fake": self.settings.n_samples, "k": PR_K,
+                "features": BACKBONE + " (the paper used VGG-16 fc2)", "split": self.settings.split,
+                **extractor.protocol()}
+
+    def compute(self, real: RealReference | None, fake: FakeFeatures) -> Result:
+        return dict(zip(self.keys, precision_recall(real.rows, fake.rows, k=PR_K)))

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from gan_bench.files import atomic_write
 from gan_bench.metrics.errors import MetricsError
 
 
@@ -79,13 +80,8 @@ def save_statistics(
     path: str | Path, mu: np.ndarray, sigma: np.ndarray, protocol: dict[str, Any] | None = None
 ) -> Path:
     """Write ``mu``, ``sigma`` (pytorch-fid's keys) and the protocol as JSON text to an ``.npz`` file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
     text = np.array(json.dumps(protocol or {}, sort_keys=True))
-    np.savez(tmp, mu=np.asarray(mu), sigma=np.asarray(sigma), protocol=text)
-    tmp.replace(path)
-    return path
+    return atomic_write(path, lambda f: np.savez(f, mu=np.asarray(mu), sigma=np.asarray(sigma), protocol=text))
 
 
 def load_statistics(path: str | Path) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
