@@ -123,10 +123,12 @@ def _y_axis(ax: Axes, metric: str, values: Sequence[float]) -> None:
         ax.yaxis.set_major_formatter(StrMethodFormatter("{x:g}"))
         ax.yaxis.set_minor_formatter(NullFormatter())
     elif UNITS.get(metric) == "count":
-        ax.set_ylim(0, max(1.0, float(vals.max()) * 1.08 if vals.size else 1.0))
+        top = max(1.0, float(vals.max()) * 1.08 if vals.size else 1.0)
+        ax.set_ylim(-0.02 * top, top)  # a line at 0 stays visible above the axis
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     elif UNITS.get(metric, "").startswith("fraction"):
-        ax.set_ylim(0, max(0.05, min(1.0, float(vals.max()) * 1.08)) if vals.size else 1.0)
+        top = max(0.05, min(1.0, float(vals.max()) * 1.08)) if vals.size else 1.0
+        ax.set_ylim(-0.02 * top, top)
 
 
 def _band(ax: Axes, band: Band, step: bool) -> None:
