@@ -59,7 +59,7 @@ def sweep(tmp_path: Path) -> Path:
 
 
 def csv_rows(capsys, args: list[str]) -> list[dict[str, str]]:
-    assert report_main([*args, "--format", "csv"]) == 0
+    assert report_main(["--no-files", *args, "--format", "csv"]) == 0
     return list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
 
 
@@ -106,16 +106,16 @@ def test_by_config_key_and_unknown_key(sweep, capsys):
     assert [r["train.seed"] for r in rows] == ["0", "1", "2"]
     np.testing.assert_allclose(float(rows[0]["fid_mean"]), np.mean([FID_BEST["avg"][0], FID_BEST["hv"][0]]))
     with pytest.raises(GanBenchError, match="no run has this key"):
-        report_main([str(sweep), "--by", "model.nothing"])
+        report_main(["--no-files", str(sweep), "--by", "model.nothing"])
     with pytest.raises(GanBenchError, match="config section"):
-        report_main([str(sweep), "--by", "aggregation"])
+        report_main(["--no-files", str(sweep), "--by", "aggregation"])
 
 
 def test_missing_metric_shows_dash_and_n(tmp_path, capsys):
     write_run(tmp_path / "0", ["loss=ns", "train.seed=0"], [ev(5, fid=10.0, precision=0.5)])
     write_run(tmp_path / "1", ["loss=ns", "train.seed=1"], [ev(5, fid=12.0)])
     write_run(tmp_path / "2", ["loss=hinge", "train.seed=0"], [ev(5, fid=14.0)])
-    assert report_main([str(tmp_path), "--metrics", "fid,precision", "--format", "markdown"]) == 0
+    assert report_main(["--no-files", str(tmp_path), "--metrics", "fid,precision", "--format", "markdown"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "| loss | n | FID ↓ | precision ↑ |"
     assert lines[1] == "|:---|---:|---:|---:|"
@@ -126,7 +126,7 @@ def test_missing_metric_shows_dash_and_n(tmp_path, capsys):
 
 
 def test_markdown_marks_best_group(sweep, capsys):
-    assert report_main([str(sweep), "--metrics", "fid,is_mean", "--format", "markdown"]) == 0
+    assert report_main(["--no-files", str(sweep), "--metrics", "fid,is_mean", "--format", "markdown"]) == 0
     out = capsys.readouterr().out
     hv = next(line for line in out.splitlines() if line.startswith("| hv"))
     avg = next(line for line in out.splitlines() if line.startswith("| avg"))
@@ -140,19 +140,19 @@ def test_single_group_and_no_bold_for_ties(tmp_path, capsys):
     write_run(tmp_path / "a" / "1", ["train.seed=1"], [ev(5, fid=13.0)])
     write_run(tmp_path / "b" / "0", ["train.seed=0"], [ev(5, fid=11.0)])
     # only seeds differ: one group over the runs of both paths
-    assert report_main([str(tmp_path / "a"), str(tmp_path / "b"), "--format", "markdown"]) == 0
+    assert report_main(["--no-files", str(tmp_path / "a"), str(tmp_path / "b"), "--format", "markdown"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == "| runs | n | FID ↓ |"
     assert lines[2] == f"| all | 3 | {np.mean([10, 13, 11]):.1f} ± {np.std([10, 13, 11], ddof=1):.1f} |"
     # two groups with equal means: nothing is marked best
     write_run(tmp_path / "c" / "0", [], [ev(5, fid=10.0)], config={"loss": "ns"})
     write_run(tmp_path / "c" / "1", [], [ev(5, fid=10.0)], config={"loss": "hinge"})
-    assert report_main([str(tmp_path / "c"), "--by", "loss", "--format", "markdown"]) == 0
+    assert report_main(["--no-files", str(tmp_path / "c"), "--by", "loss", "--format", "markdown"]) == 0
     assert capsys.readouterr().out.splitlines()[2:] == ["| hinge | 1 | 10 |", "| ns | 1 | 10 |"]
 
 
 def test_latex_booktabs(sweep, capsys):
-    assert report_main([str(sweep), "--metrics", "fid", "--format", "latex"]) == 0
+    assert report_main(["--no-files", str(sweep), "--metrics", "fid", "--format", "latex"]) == 0
     out = capsys.readouterr().out
     lines = out.splitlines()
     assert lines[0].startswith("%")
@@ -169,14 +169,14 @@ def test_latex_booktabs(sweep, capsys):
 def test_latex_escapes_labels(tmp_path, capsys):
     write_run(tmp_path / "0", ["+model.g_width=8", "train.seed=0"], [ev(1, fid=3.0)])
     write_run(tmp_path / "1", ["+model.g_width=16", "train.seed=0"], [ev(1, fid=4.0)])
-    assert report_main([str(tmp_path), "--format", "latex"]) == 0
+    assert report_main(["--no-files", str(tmp_path), "--format", "latex"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[3] == r"model.g\_width & $n$ & FID $\downarrow$ \\"
     assert [line.split(" & ")[0] for line in lines[5:7]] == ["8", "16"]
 
 
 def test_rich_table_default(sweep, capsys):
-    assert report_main([str(sweep)]) == 0
+    assert report_main(["--no-files", str(sweep)]) == 0
     out = capsys.readouterr().out
     assert "aggregation" in out and "FID ↓" in out and "IS ↑" in out and "s/it" in out
     mean, std = np.mean(FID_BEST["hv"]), np.std(FID_BEST["hv"], ddof=1)
@@ -189,10 +189,10 @@ def test_corrupt_metrics_warns_and_skips(sweep, capsys):
     bad.write_text('{"eval": [')
     (sweep / "4" / "metrics.json").write_text('[1, 2]')
     (sweep / "0" / "metrics.json").write_text('{"eval": [{"generator": "raw", "fid": 3.0}]}')  # no iteration
-    assert report_main([str(sweep), "--metrics", "fid", "--format", "csv"]) == 0
+    assert report_main(["--no-files", str(sweep), "--metrics", "fid", "--format", "csv"]) == 0
     captured = capsys.readouterr()
     rows = list(csv.DictReader(io.StringIO(captured.out)))
-    warnings = captured.err.splitlines()
+    warnings = [line for line in captured.err.splitlines() if line.startswith("gan-bench: warning:")]
     assert len(warnings) == 3 and all(w.startswith("gan-bench: warning: skipping corrupt") for w in warnings)
     assert [str(sweep / j / "metrics.json") in w for j, w in zip("034", warnings)] == [True] * 3
     assert [(r["aggregation"], r["n"]) for r in rows] == [("avg", "2"), ("hv", "1")]
@@ -204,9 +204,9 @@ def test_no_runs_and_missing_path_errors(tmp_path):
     empty = tmp_path / "empty_sweep"
     (empty / "0").mkdir(parents=True)
     with pytest.raises(GanBenchError, match=f"no run found below {empty}"):
-        report_main([str(empty)])
+        report_main(["--no-files", str(empty)])
     with pytest.raises(GanBenchError, match="does not exist"):
-        report_main([str(tmp_path / "nowhere")])
+        report_main(["--no-files", str(tmp_path / "nowhere")])
 
 
 def test_cli_prints_one_line_error(tmp_path, capsys):
@@ -217,15 +217,16 @@ def test_cli_prints_one_line_error(tmp_path, capsys):
 
 def test_best_needs_a_direction(sweep):
     with pytest.raises(GanBenchError, match="is_std"):
-        report_main([str(sweep), "--metrics", "fid,is_std"])
+        report_main(["--no-files", str(sweep), "--metrics", "fid,is_std"])
     with pytest.raises(GanBenchError, match="--generator best.*is_std"):
-        report_main([str(sweep), "--metrics", "is_std", "--at", "last", "--generator", "best"])
+        report_main(["--no-files", str(sweep), "--metrics", "is_std", "--at", "last", "--generator", "best"])
 
 
 def test_unknown_generator_or_metric_warns(sweep, capsys):
     rows = csv_rows(capsys, [str(sweep), "--generator", "uniform", "--metrics", "fid,precision"])
     assert [r["fid_n"] for r in rows] == ["0", "0"] and rows[0]["fid_mean"] == ""
-    assert report_main([str(sweep), "--generator", "uniform", "--metrics", "fid,precision", "--format", "csv"]) == 0
+    assert report_main(["--no-files", str(sweep), "--generator", "uniform", "--metrics", "fid,precision",
+                        "--format", "csv"]) == 0
     err = capsys.readouterr().err.splitlines()
     assert err == ["gan-bench: warning: no run evaluated generator 'uniform' (evaluated: ema, raw)",
                    "gan-bench: warning: no run evaluated metric 'precision' (evaluated: fid, is_mean)"]
@@ -233,16 +234,16 @@ def test_unknown_generator_or_metric_warns(sweep, capsys):
 
 def test_output_is_written_once_unless_forced(sweep, tmp_path, capsys):
     target = tmp_path / "table.md"
-    assert report_main([str(sweep), "--output", str(target)]) == 0  # format from the suffix
+    assert report_main(["--no-files", str(sweep), "--output", str(target)]) == 0  # format from the suffix
     written = target.read_text()
-    assert report_main([str(sweep), "--format", "markdown"]) == 0
+    assert report_main(["--no-files", str(sweep), "--format", "markdown"]) == 0
     assert capsys.readouterr().out == written
     target.write_text("keep me")
     with pytest.raises(GanBenchError, match="already exists"):
-        report_main([str(sweep), "--output", str(target), "--format", "csv"])
+        report_main(["--no-files", str(sweep), "--output", str(target), "--format", "csv"])
     assert target.read_text() == "keep me"
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
-    assert report_main([str(sweep), "--output", str(target), "--format", "csv", "--force"]) == 0
+    assert report_main(["--no-files", str(sweep), "--output", str(target), "--format", "csv", "--force"]) == 0
     assert target.read_text().startswith("aggregation,discriminators,n,fid_mean,")
 
 

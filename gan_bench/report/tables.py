@@ -1,4 +1,4 @@
-"""``gan-bench report``: the metrics.json files of a (Hydra multi-)run turned into a paper table.
+"""The report's table: finished runs grouped, statistics per group, rendered as text, markdown, LaTeX or CSV.
 
 Runs are grouped by the swept keys (the overrides that differ between runs, seeds excepted, or ``--by`` config keys);
 each cell is ``mean ± s`` over the runs of a group, with ``s`` the sample standard deviation (ddof = 1) and the number
@@ -7,24 +7,23 @@ of runs ``n`` shown. An evaluation metric is reduced per run first: its best val
 (``--at last``). The cost columns follow Table 2 of Albuquerque et al., "Multi-objective training of Generative
 Adversarial Networks with multiple discriminators" (ICML 2019): FLOPs per iteration, parameters of all
 discriminators, peak memory, seconds per iteration and wall clock to the best FID.
+
+Jobs that did not finish (see :mod:`gan_bench.report.collect`) count towards their group's number of launched jobs
+(the ``n`` column reads ``n/N`` when fewer than N launched jobs finished) and are listed under the table.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import math
-import re
-import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 import numpy as np
-import yaml
 
 from gan_bench.errors import GanBenchError
+from gan_bench.report.collect import LISTED_STATES, Job, RunRecord, natural_key, number, warn
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -50,15 +49,6 @@ SUFFIX_FORMATS = {".md": "markdown", ".markdown": "markdown", ".tex": "latex", "
 
 
 @dataclass
-class RunRecord:
-    """One run: its folder, its launch overrides (``key -> value``) and its parsed metrics.json."""
-
-    path: Path
-    overrides: dict[str, str]
-    metrics: dict[str, Any]
-
-
-@dataclass
 class Stat:
     """Mean, sample standard deviation (NaN for n = 1) and count of the per-run values of one cell."""
 
@@ -79,8 +69,19 @@ class Column:
 @dataclass
 class Row:
     labels: tuple[str, ...]
-    n: int
+    n: int  # finished runs: the ones the statistics rest on
     cells: dict[str, Stat | None] = field(default_factory=dict)
+    launched: int = -1  # jobs of the group, finished or not (-1: same as n)
+    runs: list[RunRecord] = field(default_factory=list, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.launched < 0:
+            self.launched = self.n
+
+    @property
+    def n_text(self) -> str:
+        """``"3"``, or ``"2/3"`` when only 2 of the group's 3 launched jobs finished."""
+        return str(self.n) if self.n == self.launched else f"{self.n}/{self.launched}"
 
 
 @dataclass
@@ -89,94 +90,12 @@ class Report:
     columns: list[Column]
     rows: list[Row]
     caption: str
+    jobs: list[Job] = field(default_factory=list)  # every job found, finished or not
 
-
-# -- finding runs -------------------------------------------------------------------------------------------------
-def _warn(msg: str) -> None:
-    print(f"gan-bench: warning: {msg}", file=sys.stderr)
-
-
-def parse_overrides(lines: Sequence[str]) -> dict[str, str]:
-    """Hydra's ``.hydra/overrides.yaml`` entries ``[+|++|~]key=value`` as ``{key: value}``; ``hydra.*`` dropped."""
-    out: dict[str, str] = {}
-    for line in lines:
-        key, _, value = str(line).partition("=")
-        key = key.lstrip("+~")
-        if not key.startswith("hydra."):
-            out[key] = value
-    return out
-
-
-def _metrics_problem(m: Any) -> str | None:
-    """Why a parsed metrics.json cannot be a gan-bench run record, or None if its shape is usable."""
-    if not isinstance(m, dict):
-        return "not a JSON object"
-    evals = m.get("eval", [])
-    if not isinstance(evals, list) or not all(isinstance(e, dict) for e in evals):
-        return "'eval' is not a list of objects"
-    if any(_number(e.get("iteration")) is None for e in evals):
-        return "an 'eval' entry has no numeric 'iteration'"
-    for key in ("cost", "config"):
-        if not isinstance(m.get(key, {}), dict):
-            return f"'{key}' is not an object"
-    return None
-
-
-def load_run(metrics_file: Path) -> RunRecord | None:
-    """The run holding ``metrics_file``; None (with a warning naming the file) if it or its overrides are corrupt."""
-    try:
-        metrics = json.loads(metrics_file.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as err:
-        _warn(f"skipping corrupt {metrics_file}: {err}")
-        return None
-    problem = _metrics_problem(metrics)
-    if problem:
-        _warn(f"skipping corrupt {metrics_file}: {problem}")
-        return None
-    run_dir = metrics_file.parent
-    overrides_file = run_dir / ".hydra" / "overrides.yaml"
-    lines: Any = []
-    if overrides_file.is_file():
-        try:
-            lines = yaml.safe_load(overrides_file.read_text()) or []
-        except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-            _warn(f"skipping {run_dir}: corrupt {overrides_file}: {err}")
-            return None
-        if not isinstance(lines, list):
-            _warn(f"skipping {run_dir}: {overrides_file} is not a list of key=value strings")
-            return None
-    return RunRecord(run_dir, parse_overrides(lines), metrics)
-
-
-def _natural_key(text: str) -> tuple:
-    """Sort key putting numbers in numeric order: d2 < d16, 0.001 < 0.01, job 9 < job 10."""
-    try:
-        return (0, float(text), text)
-    except ValueError:
-        return (1, tuple((0, int(p), "") if p.isdigit() else (1, 0, p) for p in re.split(r"(\d+)", text)))
-
-
-def find_runs(paths: Sequence[str | Path]) -> list[RunRecord]:
-    """Every run whose metrics.json lies at or below one of ``paths`` (each run once, in natural path order)."""
-    runs: list[RunRecord] = []
-    seen: set[Path] = set()
-    for raw in paths:
-        path = Path(raw).expanduser()
-        if not path.exists():
-            raise GanBenchError(f"{path} does not exist")
-        found = [path] if path.is_file() else sorted(path.rglob("metrics.json"), key=lambda p: _natural_key(str(p)))
-        if not found:
-            raise GanBenchError(f"no run found below {path} (no metrics.json in it or its sub-folders)")
-        for f in found:
-            if f.resolve() in seen:
-                continue
-            seen.add(f.resolve())
-            run = load_run(f)
-            if run is not None:
-                runs.append(run)
-    if not runs:
-        raise GanBenchError(f"no readable run found below {', '.join(map(str, paths))}")
-    return runs
+    @property
+    def others(self) -> list[Job]:
+        """The jobs that did not finish: listed under the table."""
+        return [j for j in self.jobs if not j.finished]
 
 
 # -- grouping -----------------------------------------------------------------------------------------------------
@@ -235,18 +154,11 @@ def group_runs(runs: Sequence[RunRecord], by: Sequence[str] | None) -> tuple[lis
     groups: dict[tuple[str, ...], list[RunRecord]] = {}
     for run in runs:
         groups.setdefault(labels_of(run), []).append(run)
-    order = sorted(groups, key=lambda labels: tuple(_natural_key(x) for x in labels))
+    order = sorted(groups, key=lambda labels: tuple(natural_key(x) for x in labels))
     return keys, {labels: groups[labels] for labels in order}
 
 
 # -- per-run values -----------------------------------------------------------------------------------------------
-def _number(value: Any) -> float | None:
-    """A finite float, or None for missing / non-numeric / NaN / inf values."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        return None
-    return float(value)
-
-
 def direction(metric: str) -> int:
     """+1 if a higher value is better, -1 if lower is better, 0 if unknown."""
     return 1 if metric in HIGHER_IS_BETTER else -1 if metric in LOWER_IS_BETTER else 0
@@ -266,7 +178,7 @@ def eval_value(metrics: dict[str, Any], metric: str, generator: str, at: str) ->
         entries = [e for e in entries if e["iteration"] == last_iter]
         if generator != "best":
             entries = entries[-1:]
-    values = [v for v in (_number(e.get(metric)) for e in entries) if v is not None]
+    values = [v for v in (number(e.get(metric)) for e in entries) if v is not None]
     if not values:
         return None
     return _best(values, metric) if at == "best" or generator == "best" else values[-1]
@@ -286,9 +198,8 @@ def evaluated_metrics(runs: Sequence[RunRecord]) -> set[str]:
     return {k for r in runs for e in r.metrics.get("eval", []) for k in e} - {"iteration", "wall_clock_s", "generator"}
 
 
-def build_report(runs: Sequence[RunRecord], metrics: Sequence[str] | None = None, by: Sequence[str] | None = None,
-                 generator: str = "raw", at: str = "best") -> Report:
-    """The grouped table: one row per group, eval metric columns then the cost columns some run has."""
+def _columns(runs: Sequence[RunRecord], metrics: Sequence[str] | None, generator: str, at: str) -> list[Column]:
+    """The eval metric columns (checked and warned about) then the cost columns some run has."""
     present = evaluated_metrics(runs)
     metrics = list(metrics) if metrics is not None else [m for m in DEFAULT_METRICS if m in present]
     unknown = [m for m in metrics if direction(m) == 0]
@@ -298,29 +209,44 @@ def build_report(runs: Sequence[RunRecord], metrics: Sequence[str] | None = None
                             f"{', '.join(unknown)}; use --at last with a named generator for these")
     generators = {e.get("generator") for r in runs for e in r.metrics.get("eval", [])}
     if generator != "best" and generator not in generators:
-        _warn(f"no run evaluated generator {generator!r} "
-              f"(evaluated: {', '.join(sorted(map(str, generators))) or 'nothing'})")
+        warn(f"no run evaluated generator {generator!r} "
+             f"(evaluated: {', '.join(sorted(map(str, generators))) or 'nothing'})")
     for m in metrics:
         if m not in present:
-            _warn(f"no run evaluated metric {m!r} (evaluated: {', '.join(sorted(present)) or 'nothing'})")
+            warn(f"no run evaluated metric {m!r} (evaluated: {', '.join(sorted(present)) or 'nothing'})")
     columns = [Column(m, LABELS.get(m, m), "eval", direction(m)) for m in metrics]
     columns += [Column(key, label, "cost", 0, si) for key, (label, si) in COST_COLUMNS.items()
-                if any(_number(r.metrics.get("cost", {}).get(key)) is not None for r in runs)]
-    keys, groups = group_runs(runs, by)
+                if any(number(r.metrics.get("cost", {}).get(key)) is not None for r in runs)]
+    return columns
+
+
+def build_report(runs: Sequence[RunRecord], metrics: Sequence[str] | None = None, by: Sequence[str] | None = None,
+                 generator: str = "raw", at: str = "best", jobs: Sequence[Job] = ()) -> Report:
+    """The grouped table: one row per group, eval metric columns then the cost columns some run has.
+
+    ``runs`` are the finished runs; ``jobs`` every job found: those that did not finish count towards their
+    group's launched jobs (with ``by``, those whose config is known) and are listed under the table."""
+    columns = _columns(runs, metrics, generator, at)
+    unfinished = [j.record for j in jobs if not j.finished and (not by or j.record.metrics.get("config"))]
+    finished_ids = {id(r) for r in runs}
+    keys, groups = group_runs([*runs, *unfinished], by)
     rows = []
     for labels, members in groups.items():
-        row = Row(labels, len(members))
+        done = [r for r in members if id(r) in finished_ids]
+        row = Row(labels, len(done), launched=len(members), runs=done)
         for col in columns:
             if col.source == "eval":
-                per_run = [eval_value(r.metrics, col.key, generator, at) for r in members]
+                per_run = [eval_value(r.metrics, col.key, generator, at) for r in done]
             else:
-                per_run = [_number(r.metrics.get("cost", {}).get(col.key)) for r in members]
+                per_run = [number(r.metrics.get("cost", {}).get(col.key)) for r in done]
             row.cells[col.key] = summarize([v for v in per_run if v is not None])
         rows.append(row)
     which = "any generator" if generator == "best" else f"generator {generator}"
     reduce = "best evaluation" if at == "best" else "last evaluation"
     caption = f"mean ± sample std over the n runs of each group; eval metrics at each run's {reduce} ({which})"
-    return Report(keys, columns, rows, caption)
+    if any(row.n != row.launched for row in rows):
+        caption += "; n/N: n of the group's N launched jobs finished (the others are listed below the table)"
+    return Report(keys, columns, rows, caption, list(jobs))
 
 
 # -- number formatting ----------------------------------------------------------------------------------------------
@@ -356,9 +282,9 @@ def _best_means(report: Report) -> dict[str, float]:
     return out
 
 
-def _row_start(report: Report, row: Row) -> list[str]:
-    """A row's group labels (``all`` when nothing was swept) and its run count."""
-    return (list(row.labels) if report.group_keys else ["all"]) + [str(row.n)]
+def _row_start(report: Report, row: Row, plain_n: bool = False) -> list[str]:
+    """A row's group labels (``all`` when nothing was swept) and its run count (``n/N`` unless ``plain_n``)."""
+    return (list(row.labels) if report.group_keys else ["all"]) + [str(row.n) if plain_n else row.n_text]
 
 
 def _cells(report: Report, cell: Callable[[Stat, Column, int, bool], Any], missing: str) -> list[list[Any]]:
@@ -460,20 +386,21 @@ def render_latex(report: Report) -> str:
 
 
 def render_csv(report: Report) -> str:
-    """Machine-readable: group labels, n, and per column ``KEY_mean, KEY_std, KEY_n`` (empty where undefined)."""
+    """Machine-readable: group labels, n (finished runs), per column ``KEY_mean, KEY_std, KEY_n`` (empty where
+    undefined), and ``launched``: the group's jobs, finished or not."""
     def num(x: float) -> str:
         return "" if math.isnan(x) else repr(x)
 
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow((report.group_keys or ["runs"]) + ["n"]
-                    + [f"{c.key}_{s}" for c in report.columns for s in ("mean", "std", "n")])
+                    + [f"{c.key}_{s}" for c in report.columns for s in ("mean", "std", "n")] + ["launched"])
     for row in report.rows:
-        line = _row_start(report, row)
+        line = _row_start(report, row, plain_n=True)
         for col in report.columns:
             stat = row.cells[col.key]
             line += ["", "", "0"] if stat is None else [num(stat.mean), num(stat.std), str(stat.n)]
-        writer.writerow(line)
+        writer.writerow(line + [str(row.launched)])
     return buf.getvalue()
 
 
@@ -482,60 +409,91 @@ RENDERERS: dict[str, Callable[[Report], str]] = {
 }
 
 
-# -- command line -------------------------------------------------------------------------------------------------
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gan-bench report", description="Turn the metrics.json files of runs and sweeps "
-                                "into a table: mean ± sample std over seeds per group, plus cost columns.")
-    p.add_argument("paths", nargs="+", metavar="PATH",
-                   help="run or sweep folders (searched recursively) or metrics.json files")
-    p.add_argument("--metrics", help="comma-separated eval metrics (default: those the runs have among "
-                   + ",".join(DEFAULT_METRICS) + ")")
-    p.add_argument("--by", help="comma-separated dotted config keys to group by "
-                   "(default: the swept overrides, seeds excepted)")
-    p.add_argument("--generator", default="raw", help="raw, ema, uniform, or best (the best of all) (default: raw)")
-    p.add_argument("--at", choices=("best", "last"), default="best",
-                   help="per run, the best evaluation or the last one (default: best)")
-    p.add_argument("--format", choices=FORMATS, help="default: table, or from the --output suffix (.md .tex .csv)")
-    p.add_argument("--output", "-o", metavar="FILE", help="write to FILE (atomically) instead of the terminal")
-    p.add_argument("--force", action="store_true", help="let --output replace an existing file")
-    return p
+# -- the jobs that did not finish -----------------------------------------------------------------------------------
+def job_label(report: Report, job: Job) -> str:
+    """The job's group values and seed, e.g. ``aggregation=hv train.seed=2``."""
+    parts = []
+    for key in report.group_keys:
+        if key in job.record.overrides:
+            parts.append(f"{key}={job.record.overrides[key]}")
+        else:
+            found, value = config_value(job.record.metrics.get("config", {}), key)
+            if found:
+                parts.append(f"{key}={_label(value)}")
+    parts += [f"{k}={v}" for k, v in job.record.overrides.items() if _is_seed(k)]
+    return " ".join(parts)
 
 
-def _split(text: str | None) -> list[str] | None:
-    if text is None:
-        return None
-    items = [x.strip() for x in text.split(",") if x.strip()]
-    if not items:
-        raise GanBenchError(f"expected a comma-separated list, got {text!r}")
-    return items
+def job_detail(job: Job) -> str:
+    """``at iteration 4 of 6: <reason>; resume with: <command>`` (the parts that are known)."""
+    text = ""
+    if job.iteration is not None:
+        text = f"at iteration {job.iteration}" + (f" of {job.iterations}" if job.iterations is not None else "")
+    if job.reason:
+        text += (": " if text else "") + " ".join(job.reason.split())  # one line, whatever the reason holds
+    if job.resume_command and job.state in ("interrupted", "running"):
+        text += f"; resume with: {job.resume_command}"
+    return text
 
 
-def write_output(path: Path, text: str, force: bool) -> None:
-    """Write ``text`` to ``path`` atomically (temp file + os.replace); an existing file only with ``force``."""
-    from gan_bench.files import atomic_write_bytes
-
-    if path.is_dir():
-        raise GanBenchError(f"--output {path} is a folder")
-    if path.exists() and not force:
-        raise GanBenchError(f"{path} already exists; nothing was written (add --force to replace it)")
-    atomic_write_bytes(path, text.encode())
+def _job_rows(report: Report) -> list[tuple[str, str, str, str]]:
+    """``(state, folder, group values, detail)`` of the jobs that did not finish, failed ones first."""
+    order = {state: i for i, state in enumerate(LISTED_STATES)}
+    jobs = sorted(report.others, key=lambda j: order.get(j.state, len(order)))
+    return [(j.state, str(j.record.path), job_label(report, j), job_detail(j)) for j in jobs]
 
 
-def report_main(args: list[str]) -> int:
-    """``gan-bench report PATH... [--metrics M,..] [--by KEY,..] [--generator G] [--at best|last] [--format F]
-    [--output FILE [--force]]``; returns the exit code, raises GanBenchError for user errors."""
-    opts = _parser().parse_args(args)
-    out = Path(opts.output).expanduser() if opts.output else None
-    fmt = opts.format or (SUFFIX_FORMATS.get(out.suffix.lower(), "table") if out else "table")
-    runs = find_runs(opts.paths)
-    report = build_report(runs, _split(opts.metrics), _split(opts.by), opts.generator, opts.at)
-    if out is not None:
-        write_output(out, RENDERERS[fmt](report), opts.force)
-        print(f"wrote {out} ({len(runs)} runs, {len(report.rows)} groups)", file=sys.stderr)
-    elif fmt == "table" and sys.stdout.isatty():
-        from rich.console import Console
+def _jobs_heading(report: Report) -> str:
+    return f"not in the statistics: {len(report.others)} of {len(report.jobs)} jobs"
 
-        Console().print(rich_table(report))
-    else:
-        print(RENDERERS[fmt](report), end="")
-    return 0
+
+def render_jobs_text(report: Report) -> str:
+    """The jobs that did not finish, one line each, for under the terminal table ("" if every job finished)."""
+    rows = _job_rows(report)
+    if not rows:
+        return ""
+    width = max(len(state) for state, *_ in rows)
+    lines = [_jobs_heading(report) + ":"]
+    for state, folder, label, detail in rows:
+        lines.append("  " + "  ".join(x for x in (f"{state:<{width}}", folder, label, detail) if x))
+    return "\n".join(lines) + "\n"
+
+
+def render_jobs_markdown(report: Report) -> str:
+    rows = _job_rows(report)
+    if not rows:
+        return ""
+    lines = [f"**{_jobs_heading(report).capitalize()}:**", ""]
+    for state, folder, label, detail in rows:
+        text = f"- **{state}** `{folder}`" + (f" ({label})" if label else "") + (f", {detail}" if detail else "")
+        lines.append(text.replace("|", "\\|"))
+    return "\n".join(lines) + "\n"
+
+
+def render_jobs_latex(report: Report) -> str:
+    """The listing as LaTeX comment lines (so that the file can still be \\input as a table)."""
+    text = render_jobs_text(report)
+    return "".join(f"% {line}\n" for line in text.splitlines())
+
+
+JOB_RENDERERS: dict[str, Callable[[Report], str]] = {
+    "table": render_jobs_text, "markdown": render_jobs_markdown, "latex": render_jobs_latex, "csv": render_jobs_text,
+}
+
+
+def render_jobs_csv(report: Report) -> str:
+    """Every job of the report, finished or not: ``state, folder, job, group values, iteration, iterations,
+    reason, resume_command``."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(["state", "folder", "job", "group", "iteration", "iterations", "reason", "resume_command"])
+    for job in report.jobs:
+        writer.writerow([job.state, str(job.record.path), "" if job.number is None else job.number,
+                         job_label(report, job), _blank(job.iteration), _blank(job.iterations), job.reason or "",
+                         job.resume_command or ""])
+    return buf.getvalue()
+
+
+def _blank(value: Any) -> str:
+    return "" if value is None else str(value)
+

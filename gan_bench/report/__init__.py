@@ -1,0 +1,137 @@
+"""``gan-bench report``: a sweep's runs turned into a paper's tables and figures.
+
+* :mod:`~gan_bench.report.collect` finds the runs below the given paths and what became of every job a sweep
+  launched (status.json, Hydra's multirun.yaml);
+* :mod:`~gan_bench.report.tables` groups the finished runs and renders the statistics (text, markdown, LaTeX, CSV);
+* :mod:`~gan_bench.report.figures` draws the figures, :mod:`~gan_bench.report.output` writes the report folder;
+* :mod:`~gan_bench.report.hparams` records a run's hyperparameters and metrics for TensorBoard's HParams tab.
+
+The table is printed (or written to ``--output FILE``); unless ``--no-files`` (or ``--output`` without ``--out``),
+``report.md``, ``report.csv``, ``report.tex``, ``runs.csv`` and the PNG figures are written to ``SWEEP/report/``
+(or ``--out DIR``), never over existing files unless ``--force``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from gan_bench.errors import GanBenchError
+from gan_bench.report.collect import Collection, Job, RunRecord, collect, find_runs, load_run, parse_overrides
+from gan_bench.report.tables import (DEFAULT_METRICS, FORMATS, JOB_RENDERERS, RENDERERS, SUFFIX_FORMATS, Column,
+                                     Report, Row, Stat, build_report, format_stat, rich_table)
+
+__all__ = ["Collection", "Column", "Job", "Report", "Row", "RunRecord", "Stat", "build_report", "collect",
+           "find_runs", "format_stat", "load_run", "parse_overrides", "report_main"]
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gan-bench report", description="Turn the runs of sweeps into a table (mean ± "
+                                "sample std over seeds per group, plus cost columns), figures and a list of the jobs "
+                                "that did not finish; written to SWEEP/report/ as report.md/.csv/.tex and PNGs.")
+    p.add_argument("paths", nargs="+", metavar="PATH",
+                   help="run or sweep folders (searched recursively) or metrics.json files")
+    p.add_argument("--metrics", help="comma-separated eval metrics of the table (default: those the runs have among "
+                   + ",".join(DEFAULT_METRICS) + ")")
+    p.add_argument("--by", help="comma-separated dotted config keys to group by "
+                   "(default: the swept overrides, seeds excepted)")
+    p.add_argument("--generator", default="raw", help="raw, ema, uniform, or best (the best of all) (default: raw)")
+    p.add_argument("--at", choices=("best", "last"), default="best",
+                   help="per run, the best evaluation or the last one (default: best)")
+    p.add_argument("--format", choices=FORMATS, help="default: table, or from the --output suffix (.md .tex .csv)")
+    p.add_argument("--output", "-o", metavar="FILE", help="write the table to FILE (atomically) instead of the "
+                   "terminal; no report folder then, unless --out is given too")
+    p.add_argument("--out", metavar="DIR", help="the report folder (default: PATH/report for a single PATH; "
+                   "with several PATHs only where given)")
+    p.add_argument("--metric", help="the metric of the figures (default: fid, else the first the runs have among "
+                   + ",".join(DEFAULT_METRICS) + ")")
+    p.add_argument("--weights-run", metavar="RUN_DIR", help="the run whose per-discriminator aggregation weights "
+                   "are drawn (default: the first finished run with K > 1 discriminators whose weights vary, else the "
+                   "first with K > 1)")
+    p.add_argument("--no-files", action="store_true", help="only print the table: no report folder")
+    p.add_argument("--force", action="store_true", help="let --output and the report folder replace existing files")
+    return p
+
+
+def _split(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    items = [x.strip() for x in text.split(",") if x.strip()]
+    if not items:
+        raise GanBenchError(f"expected a comma-separated list, got {text!r}")
+    return items
+
+
+def write_output(path: Path, text: str, force: bool) -> None:
+    """Write ``text`` to ``path`` atomically (temp file + os.replace); an existing file only with ``force``."""
+    from gan_bench.files import atomic_write_bytes
+
+    if path.is_dir():
+        raise GanBenchError(f"--output {path} is a folder")
+    if path.exists() and not force:
+        raise GanBenchError(f"{path} already exists; nothing was written (add --force to replace it)")
+    atomic_write_bytes(path, text.encode())
+
+
+def _report_folder(opts: argparse.Namespace) -> Path | None:
+    from gan_bench.report.output import default_folder
+
+    if opts.no_files:
+        return None
+    if opts.out:
+        return Path(opts.out).expanduser()
+    if opts.output:
+        return None
+    folder = default_folder(opts.paths)
+    if folder is None:
+        print("gan-bench: note: several PATHs, so no report folder was written (choose one with --out DIR)",
+              file=sys.stderr)
+    return folder
+
+
+def _show_table(report: Report, fmt: str, out: Path | None, force: bool) -> None:
+    """The table, and under it the jobs that did not finish (for CSV: on stderr), to ``out`` or the terminal."""
+    jobs = JOB_RENDERERS[fmt](report)
+    table = RENDERERS[fmt](report)
+    if fmt == "csv":
+        print(jobs, end="", file=sys.stderr)
+        jobs = ""
+    if out is not None:
+        write_output(out, table + ("\n" + jobs if jobs else ""), force)
+        print(f"wrote {out} ({sum(r.n for r in report.rows)} runs, {len(report.rows)} groups)", file=sys.stderr)
+    elif fmt == "table" and sys.stdout.isatty():
+        from rich.console import Console
+
+        Console().print(rich_table(report))
+        print(jobs, end="")
+    else:
+        print(table + ("\n" + jobs if jobs else ""), end="")
+
+
+def report_main(args: list[str]) -> int:
+    """``gan-bench report PATH... [--metrics M,..] [--by KEY,..] [--generator G] [--at best|last] [--format F]
+    [--output FILE] [--out DIR] [--metric M] [--weights-run RUN_DIR] [--no-files] [--force]``; returns the exit
+    code, raises GanBenchError for user errors (before anything is written)."""
+    from gan_bench.report import output
+
+    opts = _parser().parse_args(args)
+    out = Path(opts.output).expanduser() if opts.output else None
+    fmt = opts.format or (SUFFIX_FORMATS.get(out.suffix.lower(), "table") if out else "table")
+    collection = collect(opts.paths)
+    if not collection.runs:
+        raise GanBenchError(f"no finished run found below {', '.join(opts.paths)} ({collection.summary()})")
+    report = build_report(collection.runs, _split(opts.metrics), _split(opts.by), opts.generator, opts.at,
+                          collection.jobs)
+    folder = _report_folder(opts)
+    plan = None
+    if folder is not None:
+        plan = output.Plan(folder, output.figure_metric(report, opts.metric))
+        output.choose_weights(plan, collection, opts.weights_run)
+        output.check_folder(folder, plan.names, opts.force)
+    _show_table(report, fmt, out, opts.force)
+    if plan is not None:
+        files = output.render_files(report, plan, collection, opts.generator, opts.at, args)
+        output.write_folder(plan.folder, files, opts.force)
+        notes = f" ({'; '.join(plan.notes)})" if plan.notes else ""
+        print(f"wrote {plan.folder}: {', '.join(files)}{notes}", file=sys.stderr)
+    return 0
