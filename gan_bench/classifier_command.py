@@ -23,7 +23,6 @@ def classifier_main(args: list[str]) -> int:
     import torch
 
     from gan_bench.data import load_dataset
-    from gan_bench.files import atomic_write_bytes
     from gan_bench.launch import compose_config
     from gan_bench.metrics import save_classifier, train_classifier
     from gan_bench.run import pick_device
@@ -49,11 +48,8 @@ def classifier_main(args: list[str]) -> int:
         tx, ty = tx[:1500], ty[:1500]
     model, acc = train_classifier(tx, ty, vx, vy, arch=arch, epochs=int(opts["epochs"]),
                                   batch_size=int(opts["batch_size"]), lr=float(opts["lr"]), device=device)
-    tmp = out.with_name(f".{out.name}.partial")
-    save_classifier(tmp, model, {"dataset": train.key, "test_accuracy": acc, "epochs": int(opts["epochs"]),
-                                 "n_train": len(tx), "n_test": len(vx)})
-    atomic_write_bytes(out, tmp.read_bytes())
-    tmp.unlink()
+    save_classifier(out, model, {"dataset": train.key, "test_accuracy": acc, "epochs": int(opts["epochs"]),
+                                 "n_train": len(tx), "n_test": len(vx)})  # written atomically
     print(f"{arch} on {d.name} ({d.resolution}px): test accuracy {acc * 100:.2f}% on {len(vx)} images -> {out}")
     print(f"use it with: eval.metrics=[fid_classifier] eval.classifier={out}")
     return 0

@@ -417,10 +417,11 @@ def _check_players(opt: dict) -> None:
             raise ConfigError(str(err).replace("optimizer.base.", f"optimizer.{player}.", 1)) from None
 
 
-def metric_names() -> list[str]:
-    from gan_bench.metrics import METRICS
+def metric_names(kind: str | None = None) -> list[str]:
+    """The registered metrics (for ``kind``: "image" or "points", when given)."""
+    from gan_bench.metrics.registry import IMAGES, POINTS, registered_metrics
 
-    return list(METRICS)
+    return registered_metrics(None if kind is None else IMAGES if kind == "image" else POINTS)
 
 
 def _check_combinations(cfg: dict, kind: str) -> None:
@@ -444,6 +445,11 @@ def _check_combinations(cfg: dict, kind: str) -> None:
     unknown = [m for m in cfg["eval"]["metrics"] if m not in metric_names()]
     if unknown:
         raise ConfigError(f"eval.metrics: unknown metric {unknown[0]!r}; registered: {', '.join(metric_names())}")
+    wrong = [m for m in cfg["eval"]["metrics"] if m not in metric_names(kind)]
+    if wrong:
+        data = "images" if kind == "image" else "2-D points"
+        raise ConfigError(f"eval.metrics: {wrong[0]} does not apply to dataset={ds['name']} ({data}); its metrics: "
+                          f"{', '.join(metric_names(kind))}")
 
 
 def data_shape(dataset: dict) -> tuple[int, ...]:

@@ -45,7 +45,9 @@ def eval_main(args: list[str]) -> int:
     sd = load_checkpoint(target)
     cfg = _config_with(sd["config"], overrides)
     if not cfg.eval.metrics:
-        raise ConfigError("nothing to evaluate: add eval.metrics=[fid] (or is, kid, pr, fid_classifier, modes)")
+        from gan_bench.config import metric_names
+
+        raise ConfigError(f"nothing to evaluate: add eval.metrics=[fid] (registered: {', '.join(metric_names())})")
     run_dir = Path(sd["path"]).resolve().parent.parent
     run = Run(cfg, run_dir)
     run.load_state_dict(sd)

@@ -19,6 +19,7 @@ from gan_bench.cost import count_flops, peak_memory_mb
 from gan_bench.data import load_dataset, mixture_centres
 from gan_bench.errors import ConfigError
 from gan_bench.files import atomic_write_json
+from gan_bench.report.hparams import log_run_hparams
 from gan_bench.run import Run
 from gan_bench.runlog import RunLogger, save_samples, scalars
 
@@ -217,5 +218,7 @@ def train(cfg: DictConfig, run_dir: Path, state: dict | None = None) -> dict:
     for k, v in run.cost.items():
         if isinstance(v, (int, float)):
             logger.tb.add_scalar(f"cost/{k}", v, run.iteration)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    log_run_hparams(logger.tb, run_dir, metrics, status="finished", step=run.iteration)  # TensorBoard's HParams tab
     logger.close()
-    return json.loads((run_dir / "metrics.json").read_text())
+    return metrics

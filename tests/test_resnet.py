@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from gan_bench.cost import count_flops
-from gan_bench.ensemble import DiscriminatorEnsemble
+from gan_bench.models.ensemble import DiscriminatorEnsemble
 from gan_bench.models.resnet import Discriminator, Generator
 
 

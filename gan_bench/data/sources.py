@@ -25,7 +25,7 @@ import torch
 from gan_bench.errors import DataError
 
 STREAMABLE = ("stl10", "celeba", "image_folder")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")  # pytorch-fid's list
 
 EXPECTED = {
     "mnist": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] or those four files directly in the "

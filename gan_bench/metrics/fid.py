@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 from gan_bench.metrics.errors import MetricsError
+from gan_bench.data.sources import IMAGE_EXTENSIONS
 from gan_bench.metrics.extractors.base import FeatureExtractor
 from gan_bench.metrics.extractors.inception import InceptionExtractor
 from gan_bench.metrics.frechet import FrechetReference, frechet_distance, rank_deficiency_warning
@@ -24,8 +25,6 @@ from gan_bench.metrics.inception import InceptionFeatures, load_inception, tf32,
 from gan_bench.metrics.reference import RealReference
 from gan_bench.metrics.registry import MOMENTS, FakeFeatures, Metric, Result, register_metric
 from gan_bench.metrics.stats import StreamingMoments, load_statistics, save_statistics
-
-IMAGE_EXTENSIONS = {".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp"}  # pytorch-fid's list
 
 
 def list_images(folder: str | Path) -> list[Path]:

@@ -38,7 +38,7 @@ Where each setting comes from (code read, none copied; written from the descript
 ``width`` scales every layer: the 48/64 channel plans are the references' channels expressed in the 32x32 defaults
 (G width 256: 512 = 2 * width, ..., 64 = width / 4; D width 128: 64 = width / 2, ..., 1024 = 8 * width). Blocks
 whose channel count changes always learn their shortcut. The discriminator is a pure function of its parameters
-(only Conv2d / Linear layers, no norm, no buffers, no in-place ops) so that gan_bench.ensemble can vmap K copies and
+(only Conv2d / Linear layers, no norm, no buffers, no in-place ops) so that gan_bench.models.ensemble can vmap K copies and
 spectral-normalise every Conv2d / Linear (shortcuts included), as SNGAN does.
 """
 from __future__ import annotations
@@ -51,7 +51,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from gan_bench.models.base import DISCRIMINATORS, GENERATORS
+from gan_bench.registry import choice
+
 RESOLUTIONS = (32, 48, 64)
+Variant = choice("ResNetVariant", ("sngan", "lagan"))
 
 # bottom width and the channels (dense layer's, then each up-block's output) in units of width / 4
 _G_PLAN = {32: (4, (4, 4, 4, 4)), 48: (6, (8, 4, 2, 1)), 64: (4, (16, 8, 4, 2, 1))}
@@ -156,11 +160,13 @@ class DBlock(nn.Module):
         return h + self._pool(self.shortcut(x))
 
 
+@GENERATORS.register("resnet")
 class Generator(nn.Module):
     """SNGAN ResNet generator: ``forward(z [B, z_dim]) -> images [B, C, H, W]`` in [-1, 1] (see the module doc)."""
 
-    def __init__(self, z_dim: int, out_shape: Sequence[int], *, width: int = 256, variant: str = "sngan"):
+    def __init__(self, z_dim: int, out_shape: Sequence[int], *, width: int = 256, variant: Variant = "sngan"):
         super().__init__()
+        variant = str(variant)
         channels, res = _check(out_shape, "generator", width, variant)
         v = VARIANTS[variant]
         self.z_dim, self.out_shape = z_dim, (channels, res, res)
@@ -177,12 +183,14 @@ class Generator(nn.Module):
         return torch.tanh(self.out(F.relu(self.bn(h))))
 
 
+@DISCRIMINATORS.register("resnet")
 class Discriminator(nn.Module):
     """SNGAN ResNet discriminator: ``forward(x [B, C, H, W]) -> logits [B]``; with ``return_features`` also the
     pooled features [B, F] fed to the linear head. Spectral norm is applied by gan_bench.ensemble, not here."""
 
-    def __init__(self, in_shape: Sequence[int], *, width: int = 128, variant: str = "sngan"):
+    def __init__(self, in_shape: Sequence[int], *, width: int = 128, variant: Variant = "sngan"):
         super().__init__()
+        variant = str(variant)
         channels, res = _check(in_shape, "discriminator", width, variant)
         v = VARIANTS[variant]
         self.pooling = v.pooling

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from gan_bench.report.collect import RunRecord, number, read_overrides
-from gan_bench.report.tables import config_value, direction, eval_value, evaluated_metrics
+from gan_bench.report.tables import config_value, direction, eval_value, evaluated_metrics, option_name
 
 METRIC_PREFIX = "hparams/"
 # recorded for every run besides the swept keys (those a config lacks are left out)
-MAIN_KEYS = ("dataset.name", "model.name", "discriminators.count", "aggregation.name", "loss.name",
-             "optimizer.name", "optimizer.g.lr", "optimizer.d.lr", "train.batch_size", "train.n_dis",
+MAIN_KEYS = ("dataset.name", "model.generator", "model.discriminator", "discriminators.count", "aggregation", "loss",
+             "optimizer.rule", "optimizer.base", "optimizer.base.lr", "train.batch_size", "train.n_dis",
              "train.iterations", "train.seed")
 STATUS = {"finished": "STATUS_SUCCESS", "running": "STATUS_RUNNING", "diverged": "STATUS_FAILURE",
           "failed": "STATUS_FAILURE", "interrupted": "STATUS_UNKNOWN"}
@@ -55,14 +55,16 @@ def run_hparams(config: Mapping[str, Any], overrides: Sequence[str], main_keys: 
         key = key.lstrip("+~")
         if key.startswith("hydra."):
             continue
-        found, value = config_value(dict(config), key)
-        if isinstance(value, dict):
-            value = value.get("name", text)
+        found, value = config_value(dict(config), key.replace("/", "."))
+        if isinstance(value, dict):  # a group chosen on the command line: the option's name
+            value = option_name(value["_target_"]) if "_target_" in value else text
         out[key] = hparam_value(value if found else text)
     for key in main_keys:
         found, value = config_value(dict(config), key)
-        group_chosen = key.endswith(".name") and key[: -len(".name")] in out  # e.g. aggregation=hv: no aggregation.name
-        if key not in out and found and not isinstance(value, dict) and not group_chosen:
+        chosen = key in out or key.replace(".", "/") in out  # e.g. optimizer/rule=svre was an override
+        if isinstance(value, dict) and "_target_" in value:
+            value = option_name(value["_target_"])
+        if found and not chosen and not isinstance(value, dict):
             out[key] = hparam_value(value)
     return out
 

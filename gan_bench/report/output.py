@@ -72,8 +72,10 @@ def figure_metric(report: Report, requested: str | None) -> str | None:
 
 
 def _aggregation_name(metrics: dict) -> str | None:
+    from gan_bench.report.tables import option_name
+
     section = metrics.get("config", {}).get("aggregation")
-    return str(section.get("name")) if isinstance(section, dict) and section.get("name") is not None else None
+    return option_name(section["_target_"]) if isinstance(section, dict) and "_target_" in section else None
 
 
 def choose_weights(plan: Plan, collection: Collection, requested: str | None) -> None:

@@ -121,9 +121,23 @@ def config_value(config: dict[str, Any], dotted: str) -> tuple[bool, Any]:
     return True, node
 
 
+def option_name(target: str) -> str:
+    """The short option name of a component class (``gan_bench.aggregation.hypervolume.Hypervolume`` -> ``hv``), or
+    the class path for one that gan-bench does not register (a user's own)."""
+    from gan_bench.config import component_groups
+
+    for registry in component_groups().values():
+        name = registry.name_of(target)
+        if name is not None:
+            return name
+    return target
+
+
 def _label(value: Any) -> str:
     if isinstance(value, str):
         return value
+    if isinstance(value, dict) and isinstance(value.get("_target_"), str):
+        return option_name(value["_target_"])
     return json.dumps(value)
 
 
@@ -137,9 +151,9 @@ def group_runs(runs: Sequence[RunRecord], by: Sequence[str] | None) -> tuple[lis
             values = [config_value(r.metrics.get("config", {}), key) for r in runs]
             if not any(found for found, _ in values):
                 raise GanBenchError(f"--by {key}: no run has this key in its config (metrics.json 'config')")
-            if any(isinstance(v, dict) for _, v in values):
+            if any(isinstance(v, dict) and "_target_" not in v for _, v in values):
                 raise GanBenchError(f"--by {key} is a config section, not a value; name one of its keys, "
-                                    f"e.g. {key}.name")
+                                    f"e.g. {key}.count")
         keys = list(by)
 
         def labels_of(r: RunRecord) -> tuple[str, ...]:
