@@ -17,7 +17,7 @@ import dataclasses
 import importlib
 import typing
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional
+from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
@@ -280,11 +280,14 @@ def target_class(spec: dict, where: str) -> Any:
 
 
 def _with_where(err: BaseException, where: str, spec: dict) -> ConfigError:
-    """A constructor's error as one line naming the config key: ``delta=0.5 is ...`` -> ``aggregation.delta=0.5 ...``."""
+    """A constructor's error as one line naming the config key: ``delta=0.5 is ...`` -> ``aggregation.delta=0.5 ...``;
+    an unexpected exception type is named too."""
     msg = _first_line(err)
     key = msg.split("=", 1)[0] if "=" in msg else ""
     if key.isidentifier() and key in spec:
         return ConfigError(f"{where}.{msg}")
+    if not isinstance(err, (GanBenchError, ValueError, TypeError)):
+        msg = f"{type(err).__name__}: {msg}"
     return ConfigError(f"{where} ({_option_name(where, spec.get('_target_', '?'))}): {msg}")
 
 
@@ -301,11 +304,8 @@ def instantiate(node: Any, where: str, *, group: Registry | None = None, **runti
     try:
         return hydra_instantiate(spec, **runtime, _convert_="all")
     except InstantiationException as err:
-        cause = err.__cause__ or err
-        if isinstance(cause, (GanBenchError, ValueError, TypeError)):
-            raise _with_where(cause, where, spec) from None
-        raise
-    except (GanBenchError, ValueError, TypeError) as err:
+        raise _with_where(err.__cause__ or err, where, spec) from None
+    except Exception as err:
         raise _with_where(err, where, spec) from None
 
 
@@ -460,8 +460,15 @@ def data_shape(dataset: dict) -> tuple[int, ...]:
 
 
 def _dry_build(cfg: DictConfig, tree: dict) -> None:
-    """Build every component once where it costs nothing (models on the meta device, the optimizer on a
-    one-parameter game), so that every constructor's value check runs before anything is written."""
+    """Build every component once, cheaply (one G and one D on the CPU, the optimizer on a one-parameter game), so that
+    every constructor's value check runs before anything is written; the global RNG is left as it was."""
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        _build_once(cfg, tree)
+
+
+def _build_once(cfg: DictConfig, tree: dict) -> None:
     import torch
 
     from gan_bench.models import build_discriminator, build_generator
@@ -472,9 +479,8 @@ def _dry_build(cfg: DictConfig, tree: dict) -> None:
     instantiate(cfg.aggregation, "aggregation", k=cfg.discriminators.count)
     instantiate(cfg.loss, "loss")
     shape = data_shape(tree["dataset"])
-    with torch.device("meta"):
-        build_generator(cfg, shape)
-        build_discriminator(cfg, shape)
+    build_generator(cfg, shape)
+    build_discriminator(cfg, shape)
     toy = StochasticBilinearGame.random(n=2, d=1, a_noise=0.0, bc_noise=0.0)
     build_game_optimizer(cfg.optimizer, toy, n_dis=cfg.train.n_dis)
     av = tree["optimizer"]["averaging"]

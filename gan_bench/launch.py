@@ -35,6 +35,18 @@ def conf_dir() -> str:
     return "pkg://gan_bench.conf"
 
 
+def with_user_conf(args: list[str]) -> list[str]:
+    """``args`` plus ``hydra.searchpath=[file://CWD/conf]`` when the working folder has a ``conf/`` of its own (your
+    own options, e.g. ``conf/model/discriminator/my_d.yaml``), unless a search path is given already. gan-bench's own
+    options come first in the search path, so a file of yours never replaces one of them; new names are added."""
+    user = Path.cwd() / "conf"
+    if not user.is_dir() or str(user.resolve()) == str(Path(conf_dir()).resolve()):
+        return list(args)
+    if any(a.lstrip("+").startswith("hydra.searchpath=") for a in args):
+        return list(args)
+    return [*args, f"hydra.searchpath=[file://{user.resolve()}]"]
+
+
 # -- composing ----------------------------------------------------------------------------------------------------
 def compose_config(overrides: list[str], return_hydra_config: bool = False) -> DictConfig:
     """The config ``gan-bench train OVERRIDES`` runs with (Hydra's compose API); errors as one ConfigError line."""
@@ -42,6 +54,7 @@ def compose_config(overrides: list[str], return_hydra_config: bool = False) -> D
 
     from gan_bench.config import register_configs
 
+    overrides = with_custom_targets(with_user_conf(overrides))
     check_renamed(overrides)
     register_configs()
     source = conf_dir()
@@ -52,6 +65,25 @@ def compose_config(overrides: list[str], return_hydra_config: bool = False) -> D
             return compose("config", overrides=list(overrides), return_hydra_config=return_hydra_config)
     except Exception as err:  # Hydra and OmegaConf raise many types; all are a bad config here
         raise ConfigError(composition_message(err)) from None
+
+
+#: component paths whose group has a ``custom`` option (an empty node for a class of your own)
+CUSTOM_GROUPS = {"model.generator": "model/generator", "model.discriminator": "model/discriminator",
+                 "discriminators.projection": "discriminators/projection", "aggregation": "aggregation",
+                 "loss": "loss", "optimizer.rule": "optimizer/rule", "optimizer.base": "optimizer/base"}
+
+
+def with_custom_targets(args: list[str]) -> list[str]:
+    """``model.discriminator._target_=my_pkg.MyD`` replaces the whole node: the group's ``custom`` option (no keys of
+    the option it replaces) is selected first, unless the command line chooses the group's option itself."""
+    out = list(args)
+    for a in args:
+        key = a.lstrip("+").split("=", 1)[0]
+        path = key[: -len("._target_")] if key.endswith("._target_") else None
+        group = CUSTOM_GROUPS.get(path or "")
+        if group and not any(o.split("=", 1)[0] == group for o in args):
+            out.insert(out.index(a), f"{group}=custom")
+    return out
 
 
 def check_renamed(overrides: list[str]) -> None:
@@ -245,7 +277,7 @@ def _hydra(args: list[str]) -> int:
 
     register_configs()
     main = hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")(_task)
-    sys.argv = ["gan-bench train", *args]
+    sys.argv = ["gan-bench train", *with_custom_targets(with_user_conf(args))]
     main()
     return 0
 

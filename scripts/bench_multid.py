@@ -31,7 +31,6 @@ same config (widths, learning rates, betas, HV delta) and rejects settings it do
 from __future__ import annotations
 
 import argparse
-import contextlib
 import copy
 import json
 import platform
@@ -41,7 +40,7 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
@@ -49,11 +48,11 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 
 from gan_bench.aggregation import MAX_EXACT_K, resolve_solver
+from gan_bench.game import Sample
 from gan_bench.launch import compose_config as compose
 from gan_bench.metrics.inception import tf32
-from gan_bench.models.ensemble import DiscriminatorEnsemble
-from gan_bench.game import Sample
 from gan_bench.models import build_discriminator
+from gan_bench.models.ensemble import DiscriminatorEnsemble
 from gan_bench.run import Run
 
 AGGS = ("avg", "gman", "hv", "mgd")

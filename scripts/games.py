@@ -14,12 +14,12 @@ import argparse
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import torch
 
-from gan_bench.optim import BASES, RULES, build_game_optimizer  # noqa: E402
-from gan_bench.optim.toy_games import BilinearGame, StochasticBilinearGame  # noqa: E402
-from gan_bench.registry import target_path  # noqa: E402
+from gan_bench.optim import BASES, RULES, build_game_optimizer
+from gan_bench.optim.toy_games import BilinearGame, StochasticBilinearGame
+from gan_bench.registry import target_path
 
 DETERMINISTIC = [  # label, rule, lookahead
     ("simultaneous GDA", "simultaneous", None),

@@ -5,9 +5,10 @@ import subprocess
 import sys
 from pathlib import Path
 
-import gan_bench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 import pytest
 import torch
+
+import gan_bench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -28,7 +29,7 @@ TINY = ["model.generator.width=8", "model.discriminator.width=8", "dataset.resol
 
 
 def cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=str(REPO), HYDRA_FULL_ERROR="0", **(env or {}))
+    env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0", **(env or {})}
     return subprocess.run([sys.executable, "-m", "gan_bench", *args], cwd=cwd or REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)
 

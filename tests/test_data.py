@@ -13,9 +13,7 @@ import torch
 from omegaconf import OmegaConf
 
 from gan_bench.config import ImageDatasetConfig, PointDatasetConfig
-from gan_bench.data import MIXTURES
-from gan_bench.data import sources
-from gan_bench.data import InMemoryData, StreamingData, load_dataset, mixture_centres
+from gan_bench.data import MIXTURES, InMemoryData, StreamingData, load_dataset, mixture_centres, sources
 from gan_bench.errors import DataError
 
 

@@ -5,10 +5,9 @@ import copy
 
 import pytest
 import torch
-import torch.nn as nn
 
-from gan_bench.models.ensemble import DiscriminatorEnsemble
 from gan_bench.models import dcgan, mlp
+from gan_bench.models.ensemble import DiscriminatorEnsemble
 from gan_bench.models.projection import Projected, RandomProjection
 
 

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
-
 from conftest import TINY, cli, compose
 from gan_bench.train import train
 

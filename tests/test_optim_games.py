@@ -12,7 +12,15 @@ import pytest
 import torch
 from torch import nn
 
-from gan_bench.optim import BASES, RULES, FiniteSum, FiniteSumGame, GameOptimizerConfigError, ParamAverage, build_game_optimizer
+from gan_bench.optim import (
+    BASES,
+    RULES,
+    FiniteSum,
+    FiniteSumGame,
+    GameOptimizerConfigError,
+    ParamAverage,
+    build_game_optimizer,
+)
 from gan_bench.optim.toy_games import BilinearGame, RockPaperScissors, StochasticBilinearGame
 from gan_bench.registry import target_path
 

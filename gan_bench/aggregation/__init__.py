@@ -11,8 +11,16 @@ from gan_bench.aggregation.average import Average
 from gan_bench.aggregation.base import AGGREGATIONS, REDUCTIONS, Aggregation, GeneratorRoute
 from gan_bench.aggregation.gman import GMAN, GMAN_AUTO_PENALTY, GMANAuto, softmax_mean
 from gan_bench.aggregation.hypervolume import Hypervolume
-from gan_bench.aggregation.mgd import (MAX_EXACT_K, SOLVERS, MultipleGradientDescent, batched_vjp_rows, gram64,
-                                       min_norm_point, per_loss_grads, resolve_solver)
+from gan_bench.aggregation.mgd import (
+    MAX_EXACT_K,
+    SOLVERS,
+    MultipleGradientDescent,
+    batched_vjp_rows,
+    gram64,
+    min_norm_point,
+    per_loss_grads,
+    resolve_solver,
+)
 from gan_bench.errors import ConfigError
 
 

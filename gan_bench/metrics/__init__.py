@@ -6,19 +6,18 @@ training loop builds an :class:`Evaluator` for the names in ``eval.metrics``; th
 names, :data:`METRICS` maps each to the result keys it produces.
 """
 # the built-in metrics register themselves on import, in this order (that of registered_metrics())
-from gan_bench.metrics.fid import FID, FrechetMetric, fid_cli, folder_statistics, sample_statistics
-from gan_bench.metrics.inception_score import InceptionScore, inception_score
-from gan_bench.metrics.kid import KID, kernel_inception_distance
-from gan_bench.metrics.precision_recall import PrecisionRecall, precision_recall
-from gan_bench.metrics.fid_classifier import ClassifierFID
-from gan_bench.metrics.modes import ModeCoverage, mode_metrics
-
 from gan_bench.metrics.classifier import classifier_features, load_classifier, save_classifier, train_classifier
 from gan_bench.metrics.errors import MetricsError
 from gan_bench.metrics.evaluator import Evaluator
 from gan_bench.metrics.extractors import ClassifierExtractor, FeatureExtractor, InceptionExtractor, RawSamples
+from gan_bench.metrics.fid import FID, FrechetMetric, fid_cli, folder_statistics, sample_statistics
+from gan_bench.metrics.fid_classifier import ClassifierFID
 from gan_bench.metrics.frechet import frechet_distance
 from gan_bench.metrics.inception import load_inception, resolve_weights, weights_cli
+from gan_bench.metrics.inception_score import InceptionScore, inception_score
+from gan_bench.metrics.kid import KID, kernel_inception_distance
+from gan_bench.metrics.modes import ModeCoverage, mode_metrics
+from gan_bench.metrics.precision_recall import PrecisionRecall, precision_recall
 from gan_bench.metrics.reference import RealReference
 from gan_bench.metrics.registry import (
     IMAGES,

@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from gan_bench.metrics.errors import MetricsError
 from gan_bench.data.sources import IMAGE_EXTENSIONS
+from gan_bench.metrics.errors import MetricsError
 from gan_bench.metrics.extractors.base import FeatureExtractor
 from gan_bench.metrics.extractors.inception import InceptionExtractor
 from gan_bench.metrics.frechet import FrechetReference, frechet_distance, rank_deficiency_warning

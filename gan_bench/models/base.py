@@ -8,9 +8,10 @@ instance per discriminator, each with its own initialisation — and must
 * define ``forward(x, return_features=False)`` returning the logits ``[B]``, or ``(logits [B], features [B, F])``
   when ``return_features`` is true (features: the last hidden layer, used by feature matching);
 * be a pure function of its parameters and buffers, because the K discriminators run as ONE vectorised module
-  (``torch.func.functional_call`` + ``vmap``): no in-place update of a buffer (BatchNorm's running statistics:
-  use ``track_running_stats=False``, GroupNorm or no norm), no ``.item()`` or Python branching on tensor values.
-  Random layers (dropout) are fine: each discriminator gets its own draws.
+  (``torch.func.functional_call`` + ``vmap``): no ``.item()`` or Python branching on tensor values, no in-place
+  update of a tensor that is not one of its own parameters or buffers. Random layers (dropout) are fine: each
+  discriminator gets its own draws. Layers that mix the batch (BatchNorm, minibatch discrimination) are allowed,
+  but not with a gradient penalty (each output must depend on its own sample only).
 
 Spectral normalisation (``discriminators.spectral_norm``) is applied by the ensemble to every ``nn.Conv2d`` and
 ``nn.Linear`` of the discriminator; a discriminator must not add torch's own spectral-norm parametrisation.

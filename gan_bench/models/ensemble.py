@@ -72,22 +72,23 @@ class DiscriminatorEnsemble(nn.Module):
         return ensemble
 
     def check_interface(self, in_shape: tuple[int, ...]) -> None:
-        """Run a 2-sample probe through the vectorised ensemble (no state changes, no global RNG draws) and check the
-        shapes of the logits and features."""
+        """Run a 2-sample probe through the vectorised ensemble in training mode (so that in-place buffer updates
+        show) and check the shapes of the logits and features; buffers and the global RNG are left as they were."""
         name = type(self._base[0]).__name__
-        was = self.training
-        self.eval()
         device = next(iter(self.stacked.values())).device
+        buffers = {k: b.clone() for k, b in self.named_buffers()}
         try:
             with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
                 logits, features = self(torch.zeros(2, *in_shape, device=device), return_features=True)
         except Exception as err:  # a user class can fail under vmap in many ways: name the likely causes
             first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
             raise ConfigError(f"discriminator {name} cannot run as a vectorised ensemble ({type(err).__name__}: "
-                              f"{first}); it must be a pure function of its parameters: no in-place buffer updates "
-                              "(BatchNorm running statistics), no .item() or branching on tensor values") from None
+                              f"{first}); it must be a pure function of its parameters and buffers: no .item() or Python "
+                              "branching on tensor values, no in-place update of other tensors") from None
         finally:
-            self.train(was)
+            with torch.no_grad():
+                for k, b in self.named_buffers():
+                    b.copy_(buffers[k])
         if tuple(logits.shape) != (self.count, 2):
             raise ConfigError(f"discriminator {name} must return one logit per sample, shape [B]; for a batch of 2 it "
                               f"returned shape {tuple(logits.shape[1:])}")

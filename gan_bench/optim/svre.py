@@ -26,10 +26,10 @@ from typing import Any
 
 import torch
 
+from ..registry import choice
 from .extragradient import Extragradient
 from .gda import RULES, GameOptimizerConfigError, clone_grads
 from .protocol import FiniteSum, FiniteSumGame, Grads
-from ..registry import choice
 
 REFRESH = ("random", "epoch")
 Refresh = choice("Refresh", REFRESH)

@@ -18,8 +18,20 @@ from pathlib import Path
 
 from gan_bench.errors import GanBenchError
 from gan_bench.report.collect import Collection, Job, RunRecord, collect, find_runs, load_run, parse_overrides
-from gan_bench.report.tables import (DEFAULT_METRICS, FORMATS, JOB_RENDERERS, RENDERERS, SUFFIX_FORMATS, Column,
-                                     Report, Row, Stat, build_report, format_stat, rich_table)
+from gan_bench.report.tables import (
+    DEFAULT_METRICS,
+    FORMATS,
+    JOB_RENDERERS,
+    RENDERERS,
+    SUFFIX_FORMATS,
+    Column,
+    Report,
+    Row,
+    Stat,
+    build_report,
+    format_stat,
+    rich_table,
+)
 
 __all__ = ["Collection", "Column", "Job", "Report", "Row", "RunRecord", "Stat", "build_report", "collect",
            "find_runs", "format_stat", "load_run", "parse_overrides", "report_main"]

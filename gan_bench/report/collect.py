@@ -307,7 +307,7 @@ def read_multirun(sweep_dir: Path) -> tuple[list[list[str]], str | None] | None:
     params = sweeper.get("params") if isinstance(sweeper.get("params"), dict) else {}
     try:
         launched = expand_sweep([f"{k}={v}" for k, v in params.items()] + [str(t) for t in task])
-    except Exception as err:  # noqa: BLE001 - any parser failure: fall back to the folders found
+    except Exception as err:
         warn(f"{path}: cannot expand the sweep ({str(err).splitlines()[0]}); only the run folders found are counted")
         return None
     sweep = hydra.get("sweep") if isinstance(hydra.get("sweep"), dict) else {}

@@ -323,7 +323,7 @@ def read_weights(run_dir: Path) -> tuple[str, dict[int, tuple[np.ndarray, np.nda
     acc = EventAccumulator(str(run_dir), size_guidance=keep_only_scalars)
     try:
         acc.Reload()
-    except Exception as err:  # noqa: BLE001 - a truncated or corrupt event file
+    except Exception as err:
         raise GanBenchError(f"cannot read the TensorBoard events in {run_dir}: {err}") from None
     found = [(m.group(1), int(m.group(2)), tag) for tag in acc.Tags().get("scalars", [])
              if (m := WEIGHT_TAG.match(tag))]

@@ -14,8 +14,17 @@ import numpy as np
 
 from gan_bench.errors import GanBenchError
 from gan_bench.report.collect import Collection, load_metrics, number
-from gan_bench.report.tables import (DEFAULT_METRICS, Report, direction, render_csv, render_jobs_csv,
-                                     render_jobs_latex, render_jobs_markdown, render_latex, render_markdown)
+from gan_bench.report.tables import (
+    DEFAULT_METRICS,
+    Report,
+    direction,
+    render_csv,
+    render_jobs_csv,
+    render_jobs_latex,
+    render_jobs_markdown,
+    render_latex,
+    render_markdown,
+)
 
 TABLE_FILES = ("report.md", "report.csv", "report.tex", "runs.csv")
 WEIGHTS_FILE = "aggregation_weights.png"
