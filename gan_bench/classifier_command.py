@@ -5,9 +5,9 @@ from pathlib import Path
 
 from gan_bench.errors import ConfigError
 
-CLASSIFIER_USAGE = ("usage: gan-bench classifier train dataset=NAME [dataset.root=PATH] [classifier.arch=lenet|resnet18] "
-                    "[classifier.epochs=10] [classifier.batch_size=128] [classifier.lr=0.001] [classifier.out=PATH] "
-                    "[classifier.force=true] [train.device=auto|cpu|cuda]")
+CLASSIFIER_USAGE = ("usage: gan-bench classifier train dataset=NAME [dataset.root=PATH] "
+                    "[classifier.arch=lenet|resnet18] [classifier.epochs=10] [classifier.batch_size=128] "
+                    "[classifier.lr=0.001] [classifier.out=PATH] [classifier.force=true] [train.device=auto|cpu|cuda]")
 OPTIONS = {"arch": None, "epochs": "10", "batch_size": "128", "lr": "0.001", "out": None, "force": "false"}
 
 
@@ -62,7 +62,8 @@ def _options(args: list[str]) -> tuple[dict, list[str]]:
         if a.startswith("classifier."):
             key, _, value = a[len("classifier."):].partition("=")
             if key not in opts:
-                raise ConfigError(f"unknown option classifier.{key}; valid: {', '.join('classifier.' + k for k in opts)}")
+                raise ConfigError(f"unknown option classifier.{key}; "
+                                  f"valid: {', '.join('classifier.' + k for k in opts)}")
             opts[key] = value
         else:
             rest.append(a)

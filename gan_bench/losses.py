@@ -33,7 +33,8 @@ class GANLoss:
 class _Smoothable(GANLoss):
     def __init__(self, real_label: float = 1.0):
         if not 0.0 < real_label <= 1.0:
-            raise ConfigError(f"real_label={real_label} is impossible: it must lie in (0, 1] (0.9 = one-sided smoothing)")
+            raise ConfigError(f"real_label={real_label} is impossible: it must lie in (0, 1] "
+                              "(0.9 = one-sided smoothing)")
         self.real_label = float(real_label)
 
 

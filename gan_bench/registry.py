@@ -84,7 +84,8 @@ class Registry:
 
     def add(self, name: str, cls: Callable, params: tuple[str, ...] | None = None) -> None:
         if name in self._entries and self._entries[name].cls is not cls:
-            raise ValueError(f"{self.group} option {name!r} is already registered to {target_path(self._entries[name].cls)}")
+            raise ValueError(f"{self.group} option {name!r} is already registered to "
+                             f"{target_path(self._entries[name].cls)}")
         doc = (inspect.getdoc(cls) or "").split("\n")[0]
         self._entries[name] = Entry(name, cls, doc, params)
 
@@ -140,7 +141,8 @@ def _hints(cls: Callable) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=None)
-def signature_schema(cls: Callable, runtime: tuple[str, ...] = (), params: tuple[str, ...] | None = None) -> type | None:
+def signature_schema(cls: Callable, runtime: tuple[str, ...] = (),
+                     params: tuple[str, ...] | None = None) -> type | None:
     """A dataclass with a ``_target_`` field plus one field per keyword parameter of ``cls``'s constructor (typed from
     its annotations, defaulting to its defaults, required where it has none); ``runtime`` parameters and positional-only
     ones are left out. None when the constructor accepts ``**kwargs`` (any key is then allowed)."""

@@ -92,7 +92,8 @@ def check_reference_config(cfg: DictConfig) -> None:
     g, d = player_settings(cfg.optimizer, "g"), player_settings(cfg.optimizer, "d")
     unsupported = {
         "loss": (option("loss"), "ns"), "loss.real_label": (cfg.loss.get("real_label", 1.0), 1.0),
-        "optimizer/base": (option("optimizer.base"), "adam"), "optimizer/rule": (option("optimizer.rule"), "alternating"),
+        "optimizer/base": (option("optimizer.base"), "adam"),
+        "optimizer/rule": (option("optimizer.rule"), "alternating"),
         "train.n_dis": (cfg.train.n_dis, 1), "discriminators.spectral_norm": (cfg.discriminators.spectral_norm, False),
         "model/discriminator": (option("model.discriminator"), "dcgan"),
         "discriminators/projection": (option("discriminators.projection"), "none"),
@@ -134,7 +135,8 @@ class LoopReference:
 
         self.delta = cfg.aggregation.delta
         d, g = player_settings(cfg.optimizer, "d"), player_settings(cfg.optimizer, "g")
-        self.d_opts = [torch.optim.Adam(m.parameters(), lr=d["lr"], betas=tuple(d["betas"])) for m in self.discriminators]
+        self.d_opts = [torch.optim.Adam(m.parameters(), lr=d["lr"], betas=tuple(d["betas"]))
+                       for m in self.discriminators]
         self.g_params = list(G.parameters())
         self.g_opt = torch.optim.Adam(self.g_params, lr=g["lr"], betas=tuple(g["betas"]))
 

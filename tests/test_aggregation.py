@@ -30,8 +30,8 @@ def slsqp_min_norm(gram: np.ndarray, last_only: bool = False) -> np.ndarray:
     scale = gram.diagonal().max()
     q = gram / scale
     bounds = [(None, None)] * (k - 1) + [(0.0, None)] if last_only else [(0.0, None)] * k
-    res = minimize(lambda a: a @ q @ a, np.full(k, 1.0 / k), jac=lambda a: 2 * q @ a, method="SLSQP",
-                   bounds=bounds, constraints=[{"type": "eq", "fun": lambda a: a.sum() - 1, "jac": lambda a: np.ones(k)}],
+    res = minimize(lambda a: a @ q @ a, np.full(k, 1.0 / k), jac=lambda a: 2 * q @ a, method="SLSQP", bounds=bounds,
+                   constraints=[{"type": "eq", "fun": lambda a: a.sum() - 1, "jac": lambda a: np.ones(k)}],
                    options={"ftol": 1e-16, "maxiter": 1000})
     assert res.success, res.message
     return res.x
@@ -60,7 +60,8 @@ def correlated_grads(k: int, p: int, seed: int) -> torch.Tensor:
     """Gradients sharing a common component: the affine-hull optimum then often has negative weights."""
     g = torch.Generator().manual_seed(seed)
     common = torch.randn(p, generator=g, dtype=torch.float64)
-    return common + 0.6 * torch.randn(k, p, generator=g, dtype=torch.float64) * torch.rand(k, 1, generator=g, dtype=torch.float64) * 3
+    return common + (0.6 * torch.randn(k, p, generator=g, dtype=torch.float64)
+                     * torch.rand(k, 1, generator=g, dtype=torch.float64) * 3)
 
 
 # Hand-made case: 0 = -1/2 g_1 + 3/4 g_2 + 3/4 g_3, so the affine-hull optimum is (-1/2, 3/4, 3/4) -- the LAST
@@ -91,9 +92,11 @@ def _qp_cases() -> list[tuple[str, torch.Tensor]]:
     cases = []
     for k in range(3, 9):
         for p, seed in [(k + 3, 10 * k), (50, 10 * k + 1)]:
-            cases.append((f"gauss-K{k}-P{p}", torch.randn(k, p, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)))
+            cases.append((f"gauss-K{k}-P{p}",
+                          torch.randn(k, p, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)))
         cases.append((f"corr-K{k}", correlated_grads(k, k + 4, seed=100 + k)))
-        cases.append((f"rankdef-K{k}-P2", torch.randn(k, 2, generator=torch.Generator().manual_seed(200 + k), dtype=torch.float64)))
+        cases.append((f"rankdef-K{k}-P2",
+                      torch.randn(k, 2, generator=torch.Generator().manual_seed(200 + k), dtype=torch.float64)))
         cases.append((f"rankdef-K{k}-P{k - 1}", correlated_grads(k, k - 1, seed=300 + k)))
     cases.append(("negative-first", NEGATIVE_FIRST))
     return cases
@@ -116,7 +119,8 @@ def test_exact_solver_matches_slsqp(device: str, solver: str) -> None:
         a = alpha.numpy()
         assert objective(gram, a) == pytest.approx(objective(gram, ref), abs=1e-6), name
         # the min-norm point w* = alpha^T G is unique even where alpha is not
-        np.testing.assert_allclose(a @ grads.numpy(), ref @ grads.numpy(), atol=1e-6 * np.sqrt(gram.diagonal().max()), err_msg=name)
+        np.testing.assert_allclose(a @ grads.numpy(), ref @ grads.numpy(), atol=1e-6 * np.sqrt(gram.diagonal().max()),
+                                   err_msg=name)
         if np.linalg.eigvalsh(gram / gram.diagonal().max()).min() > 1e-6:  # strictly convex: alpha unique
             np.testing.assert_allclose(a, ref, atol=1e-6, err_msg=name)
         n_negative += bool((affine_hull_min_norm(gram) < -1e-6).any()) if p >= k else 0
@@ -232,7 +236,7 @@ def test_interior_point_polish_gives_exact_zeros_and_the_face_optimum() -> None:
     gram = (NEGATIVE_FIRST @ NEGATIVE_FIRST.T)
     alpha = min_norm_point(gram, "interior_point")
     assert alpha[0].item() == 0.0 and alpha[1:].tolist() == pytest.approx([0.5, 0.5], abs=1e-14)
-    for name, grads in QP_CASES:  # agrees with the exhaustive face enumeration where both apply
+    for _name, grads in QP_CASES:  # agrees with the exhaustive face enumeration where both apply
         g = grads @ grads.T
         a, b = min_norm_point(g, "interior_point"), min_norm_point(g, "exact")
         torch.testing.assert_close(a @ grads, b @ grads, atol=1e-7 * g.diagonal().max().sqrt().item(), rtol=0)

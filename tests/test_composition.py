@@ -11,9 +11,9 @@ from conftest import compose
 from gan_bench.run import Run
 from gan_bench.train import train
 
-SMALL = ["dataset=ring8", "model=mlp", "model.generator.width=16", "model.discriminator.width=16", "model.z_dim=4", "dataset.n_points=256",
-         "train.batch_size=32", "train.progress=off", "train.log_every=1", "train.sample_every=1000",
-         "train.checkpoint_every=1000", "train.measure_flops=false"]
+SMALL = ["dataset=ring8", "model=mlp", "model.generator.width=16", "model.discriminator.width=16", "model.z_dim=4",
+         "dataset.n_points=256", "train.batch_size=32", "train.progress=off", "train.log_every=1",
+         "train.sample_every=1000", "train.checkpoint_every=1000", "train.measure_flops=false"]
 
 
 def _cases():
@@ -32,8 +32,10 @@ def test_loss_k_aggregation_optimizer_compose(tmp_path, overrides):
 @pytest.mark.parametrize("extra", [
     ["regularizer.gp=wgan_gp", "loss=wasserstein"], ["regularizer.gp=r1"], ["regularizer.gp=dragan"],
     ["regularizer.instance_noise=0.5", "regularizer.instance_noise_anneal=10"], ["loss.real_label=0.9"],
-    ["regularizer.feature_matching=1.0"], ["regularizer.feature_matching=1.0", "regularizer.feature_matching_only=true"],
-    ["model.discriminator.minibatch_kernels=8"], ["regularizer.historical_averaging=0.01"], ["model.generator.norm=vbn"],
+    ["regularizer.feature_matching=1.0"],
+    ["regularizer.feature_matching=1.0", "regularizer.feature_matching_only=true"],
+    ["model.discriminator.minibatch_kernels=8"], ["regularizer.historical_averaging=0.01"],
+    ["model.generator.norm=vbn"],
     ["regularizer.unroll.steps=3"], ["regularizer.unroll.steps=2", "regularizer.unroll.method=adam"],
     ["discriminators.spectral_norm=true"], ["discriminators/projection=random"],
     ["aggregation=mgd"], ["aggregation=mgd", "aggregation.normalize=true"], ["aggregation=gman"],
@@ -89,13 +91,14 @@ def test_label_smoothing_changes_only_the_discriminator_real_term():
     assert not torch.allclose(smooth, plain)
 
 
-IMAGES = ["dataset=digits", "dataset.resolution=8", "model=dcgan_small", "model.generator.width=8", "model.discriminator.width=8",
-          "model.z_dim=8"]
+IMAGES = ["dataset=digits", "dataset.resolution=8", "model=dcgan_small", "model.generator.width=8",
+          "model.discriminator.width=8", "model.z_dim=8"]
 
 
 @pytest.mark.parametrize("extra", [[], ["regularizer.feature_matching=0.5"], IMAGES,
                                    [*IMAGES, "regularizer.feature_matching=0.5", "discriminators.count=4"],
-                                   [*IMAGES, "discriminators/projection=random", "regularizer.historical_averaging=0.1"]],
+                                   [*IMAGES, "discriminators/projection=random",
+                                    "regularizer.historical_averaging=0.1"]],
                          ids=["mlp", "mlp+fm", "dcgan", "dcgan+fm+k4", "dcgan+rp+hist"])
 def test_mgd_direction_in_training_is_the_min_norm_point_of_the_per_d_gradients(extra):
     """The step gets d l_k / d x from one backward through the Ds and pulls the K cotangents back through G;
@@ -177,8 +180,9 @@ def test_mgd_auto_solver_is_exact_at_every_k(k, solver):
         rows = per_loss_grads(run.game.loss.g(run.D(run.G(s.z))), list(run.G.parameters())).double()
         q = (rows @ rows.T).numpy()
         q = q / q.diagonal().max()
-        ref = minimize(lambda a: a @ q @ a, torch.full((k,), 1.0 / k).numpy(), jac=lambda a: 2 * q @ a, method="SLSQP",
-                       bounds=[(0, None)] * k, constraints=[{"type": "eq", "fun": lambda a: a.sum() - 1}],
+        ref = minimize(lambda a, q=q: a @ q @ a, torch.full((k,), 1.0 / k).numpy(), jac=lambda a, q=q: 2 * q @ a,
+                       method="SLSQP", bounds=[(0, None)] * k,
+                       constraints=[{"type": "eq", "fun": lambda a: a.sum() - 1}],
                        options={"ftol": 1e-16, "maxiter": 1000}).x
         scale = rows.norm(dim=1).max()
         assert (direction.norm() / scale) ** 2 <= float(ref @ q @ ref) + 1e-9

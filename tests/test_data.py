@@ -77,8 +77,9 @@ def test_truncated_idx_file_is_reported(tmp_path):
         load_dataset(_cfg(name="fashion_mnist", root=str(tmp_path), resolution=28, download=False))
 
 
-@pytest.mark.skipif(not __import__("pathlib").Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists(),
-                    reason="Debian's dataset-fashion-mnist is not installed")
+@pytest.mark.skipif(
+    not __import__("pathlib").Path("/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz").exists(),
+    reason="Debian's dataset-fashion-mnist is not installed")
 def test_real_debian_fashion_mnist():
     d = load_dataset(_cfg(name="fashion_mnist", root="/usr/share/datasets/fashion-mnist", resolution=28))
     assert len(d) == 60000 and d.shape == (1, 28, 28)
@@ -187,7 +188,8 @@ def _write_pngs(folder, n, size=20):
 
 def test_image_folder_in_memory_and_streaming(tmp_path):
     _write_pngs(tmp_path / "imgs" / "sub", 12)
-    mem = load_dataset(_cfg(name="image_folder", root=str(tmp_path / "imgs"), resolution=16, channels=3, in_memory=True))
+    mem = load_dataset(_cfg(name="image_folder", root=str(tmp_path / "imgs"), resolution=16, channels=3,
+                            in_memory=True))
     assert isinstance(mem, InMemoryData) and len(mem) == 12 and mem.shape == (3, 16, 16)
     stream = load_dataset(_cfg(name="image_folder", root=str(tmp_path / "imgs"), resolution=16, channels=3,
                                in_memory=False), batch_size=4)

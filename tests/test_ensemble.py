@@ -23,7 +23,8 @@ def _make(kind: str):
 
 def _input(kind: str, b: int = 6) -> torch.Tensor:
     if kind.startswith("dcgan"):
-        return torch.randn(b, 3 if kind == "dcgan_mbd" else 1, 8 if kind == "dcgan_mbd" else 16, 8 if kind == "dcgan_mbd" else 16)
+        return torch.randn(b, 3 if kind == "dcgan_mbd" else 1, 8 if kind == "dcgan_mbd" else 16,
+                           8 if kind == "dcgan_mbd" else 16)
     return torch.randn(b, 2)
 
 

@@ -6,9 +6,9 @@ import json
 from conftest import TINY, cli, compose
 from gan_bench.train import train
 
-RING = ["dataset=ring8", "model=mlp", "model.generator.width=16", "model.discriminator.width=16", "model.z_dim=4", "dataset.n_points=512",
-        "train.batch_size=32", "train.progress=off", "train.log_every=2", "train.sample_every=1000",
-        "train.checkpoint_every=1000", "optimizer.averaging.uniform=true"]
+RING = ["dataset=ring8", "model=mlp", "model.generator.width=16", "model.discriminator.width=16", "model.z_dim=4",
+        "dataset.n_points=512", "train.batch_size=32", "train.progress=off", "train.log_every=2",
+        "train.sample_every=1000", "train.checkpoint_every=1000", "optimizer.averaging.uniform=true"]
 
 
 def test_modes_evaluated_during_training_for_each_generator(tmp_path):
@@ -42,7 +42,8 @@ def test_eval_command_appends_and_keeps_the_checkpoint(tmp_path):
 
 def test_classifier_train_then_classifier_fid_in_training(tmp_path):
     out = tmp_path / "cls.pt"
-    r = cli("classifier", "train", "dataset=digits", "dataset.resolution=8", "classifier.epochs=3", f"classifier.out={out}")
+    r = cli("classifier", "train", "dataset=digits", "dataset.resolution=8", "classifier.epochs=3",
+            f"classifier.out={out}")
     assert r.returncode == 0, r.stderr[-2000:]
     assert out.is_file() and "test accuracy" in r.stdout
     acc = float(r.stdout.split("test accuracy ")[1].split("%")[0])

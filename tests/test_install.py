@@ -29,7 +29,8 @@ def test_conf_from_non_editable_install(tmp_path):
     env["PYTHONPATH"] = str(target)
     code = ("import gan_bench.cli as c, sys; print(c.__file__); print(c.conf_dir()); "
             "sys.exit(c.main(['train', '--cfg', 'job', '+experiment=cifar_hv24']))")
-    r = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True, timeout=300)
+    r = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True,
+                       timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     lines = r.stdout.splitlines()
     assert lines[0].startswith(str(target)) and lines[1] == "pkg://gan_bench.conf"

@@ -1,4 +1,5 @@
-"""Known-answer tests of gan_bench.models.minibatch_discrimination and .virtual_batch_norm: minibatch discrimination and virtual batch norm."""
+"""Known-answer tests of gan_bench.models.minibatch_discrimination and .virtual_batch_norm: minibatch discrimination
+and virtual batch norm."""
 from __future__ import annotations
 
 import copy

@@ -37,7 +37,8 @@ def lenet(digits, tmp_path_factory):
         model, acc = train_classifier(x[train], y[train], x[test], y[test], "lenet", epochs=6, batch_size=64, lr=3e-3)
     finally:
         torch.set_num_threads(threads)
-    path = save_classifier(tmp_path_factory.mktemp("clf") / "lenet.pt", model, {"test_accuracy": acc, "dataset": "digits"})
+    path = save_classifier(tmp_path_factory.mktemp("clf") / "lenet.pt", model,
+                           {"test_accuracy": acc, "dataset": "digits"})
     return model, acc, path
 
 
@@ -105,14 +106,15 @@ def test_evaluator_classifier_fid_matches_reference_and_caches(lenet, digits, tm
         cursor[0] += n
         return batch
 
-    kwargs = dict(real=real, dataset_key="digits", n_samples=400, batch_size=64, device=torch.device("cpu"),
-                  cache_dir=tmp_path, classifier_path=str(path))
+    kwargs = {"real": real, "dataset_key": "digits", "n_samples": 400, "batch_size": 64, "device": torch.device("cpu"),
+              "cache_dir": tmp_path, "classifier_path": str(path)}
     evaluator = Evaluator(["fid_classifier"], **kwargs)
     result = evaluator(sample_fn)
     assert set(result) == {"fid_classifier"}
     assert result["fid_classifier"] == pytest.approx(reference_classifier_fid(model, real, fake_pool), rel=1e-4)
     assert evaluator.protocol["fid_classifier"]["n_real"] == 600
-    assert evaluator.protocol["fid_classifier"]["test_accuracy"] == lenet[1]  # as `gan-bench classifier train` stores it
+    # as `gan-bench classifier train` stores it
+    assert evaluator.protocol["fid_classifier"]["test_accuracy"] == lenet[1]
     assert len(list(tmp_path.glob("stats-digits-*classifier_lenet_logits*.npz"))) == 1
     cursor[0] = 0  # a second evaluator reads the cached real statistics and agrees
     assert Evaluator(["fid_classifier"], **kwargs)(sample_fn) == pytest.approx(result)
@@ -122,8 +124,8 @@ def test_evaluator_warns_once_when_samples_do_not_outnumber_the_feature_dimensio
                                                                                   capsys) -> None:
     _, _, path = lenet
     x = digits[0]
-    kwargs = dict(real=x[:600], dataset_key="digits", batch_size=64, device=torch.device("cpu"), cache_dir=tmp_path,
-                  classifier_path=str(path))
+    kwargs = {"real": x[:600], "dataset_key": "digits", "batch_size": 64, "device": torch.device("cpu"),
+              "cache_dir": tmp_path, "classifier_path": str(path)}
     evaluator = Evaluator(["fid_classifier"], n_samples=50, classifier_layer="penultimate", **kwargs)  # 84-d
     assert capsys.readouterr().err == (
         "warning: fid_classifier from 50 generated samples in 84 dimensions is not comparable to other values: "
@@ -144,7 +146,8 @@ def test_evaluator_modes_and_registry(tmp_path) -> None:
 
 
 def test_evaluator_rejects_bad_configuration(tmp_path) -> None:
-    common = dict(dataset_key="k", n_samples=10, batch_size=5, device=torch.device("cpu"), cache_dir=tmp_path)
+    common = {"dataset_key": "k", "n_samples": 10, "batch_size": 5, "device": torch.device("cpu"),
+              "cache_dir": tmp_path}
     with pytest.raises(ValueError, match="unknown metric.*'fjd'.*valid: fid, is, kid, pr, fid_classifier, modes"):
         Evaluator(["fjd"], real=torch.zeros(4, 2), **common)
     with pytest.raises(ValueError, match="need real images NCHW in memory, got shape"):

@@ -166,8 +166,9 @@ def test_a_file_in_pytorch_fids_layout_under_its_real_name_gives_is(weights, tmp
     """Stands in for ``pt_inception-2015-12-05-6726825d.pth``, which cannot be fetched offline: the converted conv
     weights plus a random 1008-way ``fc``, saved as a plain state dict under the real file name in a torch hub cache.
     pytorch-fid's own ``fid_inception_v3`` loads it strictly (so the layout is the real file's); gan-bench finds it
-    before the converted copy, reports IS as available, takes the logits from the same forward pass as pool3, without
-    the bias (Salimans et al.'s ``softmax/logits/MatMul``), and the Evaluator's IS equals ``inception_score`` of them."""
+    before the converted copy, reports IS as available, takes the logits from the same forward pass as pool3,
+    without the bias (Salimans et al.'s ``softmax/logits/MatMul``), and the Evaluator's IS equals ``inception_score``
+    of them."""
     import pytorch_fid.inception as pfi
 
     from gan_bench.metrics import inception_score
@@ -201,7 +202,8 @@ def test_a_file_in_pytorch_fids_layout_under_its_real_name_gives_is(weights, tmp
     samples = images * 2 - 1
     evaluator = Evaluator(["is"], real=real, dataset_key="noise16", n_samples=20, batch_size=10,
                           device=torch.device("cpu"), cache_dir=tmp_path, inception_weights=str(found.path))
-    result = evaluator(lambda n, it=iter(samples.split(10)): next(it))
+    batches = iter(samples.split(10))
+    result = evaluator(lambda n: next(batches))
     assert "is" not in evaluator.unavailable
     mean, std = inception_score(net(to_inception_input(samples))[1], splits=10)
     assert result["is_mean"] == pytest.approx(mean, rel=1e-6) and result["is_std"] == pytest.approx(std, rel=1e-5)

@@ -112,8 +112,8 @@ def test_plugin_metrics_are_registered_after_the_built_ins() -> None:
 def test_plugin_metrics_run_through_the_evaluator(tmp_path) -> None:
     real = -torch.ones(6, 3, 4, 4)
     real[:, 0] = 1.0  # real channel means (1, -1, -1)
-    kwargs = dict(real=real, dataset_key="toy", n_samples=7, batch_size=3, device=torch.device("cpu"),
-                  cache_dir=tmp_path)
+    kwargs = {"real": real, "dataset_key": "toy", "n_samples": 7, "batch_size": 3, "device": torch.device("cpu"),
+              "cache_dir": tmp_path}
     ChannelMeans.loads = ChannelMeans.batches = 0
     evaluator = Evaluator(["test_mean_gap", "test_brightest"], **kwargs)
     assert ChannelMeans.loads == 1  # one extractor for both metrics
@@ -155,7 +155,8 @@ def test_bad_registrations_are_refused() -> None:
 
 
 def test_a_metric_on_the_wrong_kind_of_data_is_one_clear_error(tmp_path) -> None:
-    common = dict(dataset_key="k", n_samples=10, batch_size=5, device=torch.device("cpu"), cache_dir=tmp_path)
+    common = {"dataset_key": "k", "n_samples": 10, "batch_size": 5, "device": torch.device("cpu"),
+              "cache_dir": tmp_path}
     with pytest.raises(MetricsError) as info:
         Evaluator(["modes"], real=torch.zeros(4, 1, 8, 8), **common)
     assert str(info.value) == ("the modes metric exists only for the 2-D mixtures ring8 and grid25, not for images "
@@ -168,13 +169,15 @@ def test_a_metric_on_the_wrong_kind_of_data_is_one_clear_error(tmp_path) -> None
 def test_modes_min_count_is_applied_and_recorded(tmp_path) -> None:
     centres = torch.tensor([[1.0, 0.0], [-1.0, 0.0]])
     points = torch.tensor([[1.0, 0.0]] * 4 + [[-1.0, 0.0]] * 2)
-    common = dict(real=None, dataset_key="two", n_samples=6, batch_size=4, device=torch.device("cpu"),
-                  cache_dir=tmp_path, mode_centres=centres, mode_std=0.05)
+    common = {"real": None, "dataset_key": "two", "n_samples": 6, "batch_size": 4, "device": torch.device("cpu"),
+              "cache_dir": tmp_path, "mode_centres": centres, "mode_std": 0.05}
     default = Evaluator(["modes"], **common)
-    assert default(lambda n, it=iter(points.split(4)): next(it))["modes_covered"] == 2
+    default_batches = iter(points.split(4))
+    assert default(lambda n: next(default_batches))["modes_covered"] == 2
     assert default.protocol["modes"]["covered"] == ">= 1 high-quality sample (VEEGAN)"
     strict = Evaluator(["modes"], modes_min_count=3, **common)
-    assert strict(lambda n, it=iter(points.split(4)): next(it))["modes_covered"] == 1
+    strict_batches = iter(points.split(4))
+    assert strict(lambda n: next(strict_batches))["modes_covered"] == 1
     assert strict.protocol["modes"]["covered"] == ">= 3 high-quality samples"
 
 

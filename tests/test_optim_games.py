@@ -117,7 +117,7 @@ def test_simultaneous_gda_spirals_out_at_the_known_rate() -> None:
     game = dd_game()
     opt = build_game_optimizer(cfg("simultaneous", eta), game)
     d0, previous = game.distance(), game.distance()
-    for t in range(1, 301):
+    for _ in range(1, 301):
         opt.step()
         assert game.distance() > previous  # each singular direction grows by sqrt(1 + eta^2 s_i^2)
         previous = game.distance()
@@ -429,8 +429,9 @@ def test_grad_eval_counts(rule: str, per_player_update: int, n_dis: int, lookahe
 @pytest.mark.parametrize(
     "changes, message",
     [
-        ({"rule": {"_target_": "gan_bench.optim.gda.GDA"}}, r"optimizer.rule._target_=gan_bench.optim.gda.GDA cannot be "
-                                                            r"imported \(gan_bench.optim.gda has no attribute 'GDA'\)"),
+        ({"rule": {"_target_": "gan_bench.optim.gda.GDA"}},
+         r"optimizer.rule._target_=gan_bench.optim.gda.GDA cannot be "
+         r"imported \(gan_bench.optim.gda has no attribute 'GDA'\)"),
         ({"rule": {"_target_": target_path(RULES.entry("svre").cls), "step": 2}},
          r"optimizer.rule.step does not apply to optimizer/rule=svre \(its keys: epoch_length, noise_set, refresh\)"),
         ({"g": {"lr": 0.1, "betas": [0.5, 0.9]}},

@@ -26,8 +26,8 @@ SWEPT = ["aggregation=avg,hv", "train.seed=1,2"]  # 2 x 2 jobs: 0 avg/1, 1 avg/2
 K = 2
 TRAIN = ["dataset=ring8", "model=mlp", f"discriminators.count={K}", "train.iterations=8", "eval.every=4",
          "eval.metrics=[modes]", "eval.n_samples=200", "eval.generators=[raw]", "dataset.n_points=512",
-         "model.generator.width=16", "model.discriminator.width=16", "model.z_dim=4", "train.batch_size=32", "train.log_every=2",
-         "train.sample_every=1000", "train.checkpoint_every=1000", "train.progress=off"]
+         "model.generator.width=16", "model.discriminator.width=16", "model.z_dim=4", "train.batch_size=32",
+         "train.log_every=2", "train.sample_every=1000", "train.checkpoint_every=1000", "train.progress=off"]
 GROUP_KEY = "aggregation"
 METRIC = "modes_covered"  # the default figure metric when there is no FID
 TABLE_METRICS = {"modes_covered": max, "high_quality": max}  # per-run best: higher is better

@@ -36,7 +36,8 @@ class Aggregation(nn.Module):
         if count == 0:
             raise ValueError(f"{type(self).__name__} got {what} with K = 0 entries; need at least one discriminator.")
         if self.k is not None and count != self.k:
-            raise ValueError(f"{type(self).__name__} was built for k={self.k} discriminators but got {what} with K = {count}.")
+            raise ValueError(f"{type(self).__name__} was built for k={self.k} discriminators "
+                             f"but got {what} with K = {count}.")
 
     def _check_losses(self, losses: Tensor) -> None:
         if losses.ndim != 1:

@@ -50,7 +50,8 @@ class GMANAuto(Aggregation):
     def __init__(self, lam: float = 0.8, reduction: str = "mean", k: int | None = None) -> None:
         super().__init__(k)
         if not (math.isfinite(lam) and lam > 0):
-            raise ConfigError(f"lam={lam} is impossible: GMAN* needs a finite initial lam > 0 (lam = softplus(raw) is learnt)")
+            raise ConfigError(f"lam={lam} is impossible: GMAN* needs a finite initial lam > 0 "
+                              "(lam = softplus(raw) is learnt)")
         self.reduction = check_reduction(reduction)
         # inverse softplus: raw = lam + log(1 - exp(-lam))
         self.raw_lam = nn.Parameter(torch.tensor(lam + math.log(-math.expm1(-lam))))

@@ -18,9 +18,9 @@ class Hypervolume(Aggregation):
     (hinge / Wasserstein), where ``delta * max_k l_k`` would lie at or below the largest loss.
 
     ``normalized=True`` is HV as the authors trained it (hGAN's ``train_loop.py``): the loss divided by the detached
-    ``sum_j 1/(eta - l_j)``, so the weights on the ``grad l_k`` sum to 1 (the paper's slide formula, ``normalized=False``,
-    is larger by that factor, which matters with SGD and changes Adam's dynamics). Logs: ``eta`` and the normalised
-    weights."""
+    ``sum_j 1/(eta - l_j)``, so the weights on the ``grad l_k`` sum to 1 (the paper's slide formula,
+    ``normalized=False``, is larger by that factor, which matters with SGD and changes Adam's dynamics). Logs: ``eta``
+    and the normalised weights."""
 
     def __init__(self, delta: float = 1.5, eps: float = 1e-6, normalized: bool = False, k: int | None = None) -> None:
         super().__init__(k)

@@ -51,7 +51,8 @@ class MultipleGradientDescent(Aggregation):
     def combine(self, grads: Tensor) -> tuple[Tensor, Logs]:
         """``grads [K, P]`` -> (update direction ``[P]``, detached logs)."""
         if grads.ndim != 2:
-            raise ValueError(f"grads must be a 2-D tensor [K, P] (row k = flattened dl_k/dtheta), got shape {tuple(grads.shape)}.")
+            raise ValueError("grads must be a 2-D tensor [K, P] (row k = flattened dl_k/dtheta), "
+                             f"got shape {tuple(grads.shape)}.")
         self._check_k(grads.shape[0], "grads")
         grads = grads.detach()
         alpha = min_norm_point(gram64(grads), self.solver, self.max_iter).to(grads.dtype)
@@ -157,7 +158,8 @@ def min_norm_point(gram: Tensor, solver: str = "exact", max_iter: int = 100) -> 
 
 def _support_kkt(q: Tensor, masks: Tensor) -> tuple[Tensor, Tensor]:
     """For each support mask [n, K]: the solution of ``min a^T Q a`` s.t. ``sum a = 1``, ``a = 0`` off the support,
-    from its KKT system ``[[Q_SS, -1], [1^T, 0]] [a_S; nu] = [0; 1]`` (one batched solve); returns (a [n, K], ok [n])."""
+    from its KKT system ``[[Q_SS, -1], [1^T, 0]] [a_S; nu] = [0; 1]`` (one batched solve); returns
+    (a [n, K], ok [n])."""
     n, k = masks.shape
     kkt = q.new_zeros(n, k + 1, k + 1)
     kkt[:, :k, :k] = q * masks[:, :, None] * masks[:, None, :] + torch.diag_embed(1.0 - masks)
@@ -175,12 +177,12 @@ IPM_STEPS = 16  # the polish is exact from 10 steps on all test cases (K = 2...4
 def _min_norm_point_interior_point(q: Tensor, steps: int = IPM_STEPS) -> Tensor:
     """Mehrotra predictor-corrector interior point for ``min a^T Q a`` on the simplex, then an active-set polish.
 
-    KKT: ``Q a - nu 1 - s = 0``, ``1^T a = 1``, ``a_i s_i = 0``, ``a, s >= 0``. Each of the ``steps`` Newton steps solves
-    the (K+1)-system ``[[Q + diag(s/a), -1], [1^T, 0]]`` (s eliminated) twice with one LU factorisation; a fixed step
-    count and tensor-valued step lengths keep it on the device without host synchronisation. Polish: the support
-    ``{i: a_i > s_i}`` (strict complementarity splits the indices) is solved exactly from its KKT system; that point is
-    taken when it is primal feasible and dual feasible (``(Q a)_j >= a^T Q a`` off the support, to rounding), i.e.
-    when it is the optimum; otherwise the interior-point iterate (accurate to its duality gap) is returned."""
+    KKT: ``Q a - nu 1 - s = 0``, ``1^T a = 1``, ``a_i s_i = 0``, ``a, s >= 0``. Each of the ``steps`` Newton steps
+    solves the (K+1)-system ``[[Q + diag(s/a), -1], [1^T, 0]]`` (s eliminated) twice with one LU factorisation; a
+    fixed step count and tensor-valued step lengths keep it on the device without host synchronisation. Polish: the
+    support ``{i: a_i > s_i}`` (strict complementarity splits the indices) is solved exactly from its KKT system; that
+    point is taken when it is primal feasible and dual feasible (``(Q a)_j >= a^T Q a`` off the support, to rounding),
+    i.e. when it is the optimum; otherwise the interior-point iterate (accurate to its duality gap) is returned."""
     k = q.shape[0]
     ones = q.new_ones(k)
     tiny = torch.finfo(q.dtype).tiny
@@ -224,7 +226,8 @@ def _min_norm_point_interior_point(q: Tensor, steps: int = IPM_STEPS) -> Tensor:
     polished, ok = polished[0], ok[0] & torch.isfinite(polished[0]).all()
     value = polished @ q @ polished
     tol = 1e-12  # q is scaled to a largest diagonal entry of 1: rounding of Q a, well inside any meaningful gap
-    optimal = ok & (polished >= -tol).all() & ((q @ polished) >= value - tol).all() & (value <= interior @ q @ interior + tol)
+    optimal = (ok & (polished >= -tol).all() & ((q @ polished) >= value - tol).all()
+               & (value <= interior @ q @ interior + tol))
     polished = torch.nan_to_num(polished, nan=0.0).clamp_min(0.0)
     polished = polished / polished.sum().clamp_min(tiny)
     return torch.where(optimal, polished, interior)

@@ -13,4 +13,5 @@ from gan_bench.data.core import (
                                   mixture_centres,
 )
 
-__all__ = ["DatasetName", "IMAGE_DATASETS", "InMemoryData", "MIXTURES", "StreamingData", "load_dataset", "mixture_centres"]
+__all__ = ["DatasetName", "IMAGE_DATASETS", "InMemoryData", "MIXTURES", "StreamingData", "load_dataset",
+           "mixture_centres"]

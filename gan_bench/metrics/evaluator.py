@@ -141,8 +141,8 @@ class Evaluator:
         references: dict[Source, RealReference] = {}
         for (cls, output), kinds in wanted.items():
             backbone, weights_hash = self._extractors[cls].cache_key(output)
-            key = dict(dataset_key=dataset_key, split=self.settings.split, resolution=resolution, backbone=backbone,
-                       weights_hash=weights_hash)
+            key = {"dataset_key": dataset_key, "split": self.settings.split, "resolution": resolution,
+                   "backbone": backbone, "weights_hash": weights_hash}
             references[cls, output] = RealReference(key, cache_dir, n_real=real.shape[0],
                                                     n_samples=self.settings.n_samples,
                                                     moments=MOMENTS in kinds, rows=ROWS in kinds)

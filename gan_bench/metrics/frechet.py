@@ -104,7 +104,8 @@ class FrechetReference:
                 raise torch.linalg.LinAlgError("eigh of sigma1 did not converge")
             tr_covmean = _trace_sqrt_product(self._sqrt, s2)
         except torch.linalg.LinAlgError:
-            warnings.warn(f"Fréchet distance: eigh did not converge; adding {self.eps} to the diagonal of both covariances")
+            warnings.warn(f"Fréchet distance: eigh did not converge; adding {self.eps} to the diagonal of both "
+                          "covariances", stacklevel=2)
             offset = self.eps * torch.eye(d, dtype=torch.float64, device=self.device)
             tr_covmean = _trace_sqrt_product(_sqrt_psd(self.sigma + offset, "sigma1"), s2 + offset)
         diff = self.mu - m2

@@ -83,8 +83,8 @@ class DiscriminatorEnsemble(nn.Module):
         except Exception as err:  # a user class can fail under vmap in many ways: name the likely causes
             first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
             raise ConfigError(f"discriminator {name} cannot run as a vectorised ensemble ({type(err).__name__}: "
-                              f"{first}); it must be a pure function of its parameters and buffers: no .item() or Python "
-                              "branching on tensor values, no in-place update of other tensors") from None
+                              f"{first}); it must be a pure function of its parameters and buffers: no .item() or "
+                              "Python branching on tensor values, no in-place update of other tensors") from None
         finally:
             with torch.no_grad():
                 for k, b in self.named_buffers():
@@ -122,7 +122,8 @@ class DiscriminatorEnsemble(nn.Module):
         return out
 
     def member_views(self, x: torch.Tensor) -> torch.Tensor:
-        """``x [B, ...]`` as one view per discriminator, ``[K, B, ...]`` (an expand, no copy), for ``per_member=True``."""
+        """``x [B, ...]`` as one view per discriminator, ``[K, B, ...]`` (an expand, no copy), for
+        ``per_member=True``."""
         return x.unsqueeze(0).expand(self.count, *x.shape)
 
     def functional(self, params: dict[str, torch.Tensor], x: torch.Tensor, return_features: bool = False,

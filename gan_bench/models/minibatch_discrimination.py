@@ -21,7 +21,8 @@ class MinibatchDiscrimination(nn.Module):
         super().__init__()
         if min(in_features, out_features, kernel_dim) < 1:
             raise ValueError(
-                f"in_features, out_features and kernel_dim must be >= 1, got {in_features}, {out_features}, {kernel_dim}"
+                "in_features, out_features and kernel_dim must be >= 1, "
+                f"got {in_features}, {out_features}, {kernel_dim}"
             )
         self.in_features, self.out_features, self.kernel_dim = in_features, out_features, kernel_dim
         self.T = nn.Parameter(torch.randn(in_features, out_features, kernel_dim) * init_std)

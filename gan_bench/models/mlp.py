@@ -22,7 +22,8 @@ Activation = choice("Activation", ("relu", "leaky_relu"))
 def _widths(width: int, depth: int, hidden: Optional[List[int]]) -> list[int]:
     widths = list(hidden) if hidden is not None else [width] * depth
     if any(w < 1 for w in widths) or (hidden is None and depth < 0):
-        raise ConfigError(f"hidden layer widths {widths} (width={width}, depth={depth}) are impossible: each must be >= 1")
+        raise ConfigError(f"hidden layer widths {widths} (width={width}, depth={depth}) are impossible: "
+                          "each must be >= 1")
     return widths
 
 

@@ -38,8 +38,8 @@ Where each setting comes from (code read, none copied; written from the descript
 ``width`` scales every layer: the 48/64 channel plans are the references' channels expressed in the 32x32 defaults
 (G width 256: 512 = 2 * width, ..., 64 = width / 4; D width 128: 64 = width / 2, ..., 1024 = 8 * width). Blocks
 whose channel count changes always learn their shortcut. The discriminator is a pure function of its parameters
-(only Conv2d / Linear layers, no norm, no buffers, no in-place ops) so that gan_bench.models.ensemble can vmap K copies and
-spectral-normalise every Conv2d / Linear (shortcuts included), as SNGAN does.
+(only Conv2d / Linear layers, no norm, no buffers, no in-place ops) so that gan_bench.models.ensemble can vmap K
+copies and spectral-normalise every Conv2d / Linear (shortcuts included), as SNGAN does.
 """
 from __future__ import annotations
 

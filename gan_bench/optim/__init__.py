@@ -46,6 +46,7 @@ __all__ = [
     "RULES",
     "SVRE",
     "SimultaneousGDA",
+    "UpdateRule",
     "base_optimizer",
     "build_game_optimizer",
 ]

@@ -51,7 +51,7 @@ class FiniteSum(abc.ABC):
     def state_dict(self) -> dict[str, Any]:
         return {}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any]) -> None:  # noqa: B027 -- optional hook, a no-op for stateless sums
         """Inverse of :meth:`state_dict`."""
 
 

@@ -31,10 +31,10 @@ def input_gradients(d: Discriminators, x: Tensor) -> Tensor:
     slice i is ∇_{x_i} D_k(x_i). A :class:`~gan_bench.ensemble.DiscriminatorEnsemble` gets one copy of x
     per discriminator (``per_member=True``, an expand: no copy) and ONE backward pass of Σ logits gives
     all K rows (measured on CPU, DCGAN 32 px, batch 64, WGAN-GP value and parameter gradients: 3.2x faster
-    at K = 4, 11.5x at K = 8). K = 1 and any other callable get K vector-Jacobian products batched with ``is_grads_batched``
-    (grad_outputs = the rows of eye(K)), which costs K backward passes through all K discriminators.
-    The graph is kept (``create_graph=True``) so a penalty built on it is differentiable w.r.t. D's
-    parameters. ``x`` is detached first: penalties regularise D only.
+    at K = 4, 11.5x at K = 8). K = 1 and any other callable get K vector-Jacobian products batched with
+    ``is_grads_batched`` (grad_outputs = the rows of eye(K)), which costs K backward passes through all K
+    discriminators. The graph is kept (``create_graph=True``) so a penalty built on it is differentiable
+    w.r.t. D's parameters. ``x`` is detached first: penalties regularise D only.
     """
     if isinstance(d, DiscriminatorEnsemble) and d.count > 1:
         xk = d.member_views(x.detach()).requires_grad_(True)

@@ -27,7 +27,8 @@ class HistoricalAverage:
         if stacked:
             ks = {p.shape[0] if p.dim() > 0 else None for p in self.params}
             if len(ks) != 1 or None in ks:
-                raise ValueError(f"stacked parameters must share one leading K dimension, got sizes {sorted(map(str, ks))}")
+                raise ValueError("stacked parameters must share one leading K dimension, "
+                                 f"got sizes {sorted(map(str, ks))}")
         self.mean = [p.detach().clone() for p in self.params]
         self.count = 1
 

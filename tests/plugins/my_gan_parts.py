@@ -10,7 +10,8 @@ class TinyD(nn.Module):
 
     def __init__(self, in_shape: tuple[int, ...], hidden: int = 32):
         super().__init__()
-        self.body = nn.Sequential(nn.Flatten(), nn.Linear(int(torch.tensor(in_shape).prod()), hidden), nn.LeakyReLU(0.2))
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(int(torch.tensor(in_shape).prod()), hidden),
+                                  nn.LeakyReLU(0.2))
         self.head = nn.Linear(hidden, 1)
 
     def forward(self, x: torch.Tensor, return_features: bool = False):
