@@ -17,12 +17,13 @@ import numpy as np
 import torch
 
 from gan_bench.errors import CheckpointError
-from gan_bench.files import atomic_write_bytes, atomic_write_json  # noqa: F401 (re-exported)
+from gan_bench.files import atomic_write
 
 FORMAT = 2  # 2: the config holds _target_ nodes (gan-bench >= the plug-in layout); 1: the earlier flat config
 #: config keys a resumed run may change; every other key defines the run (its maths) and must stay as it was
 RESUMABLE = ("train.iterations", "train.log_every", "train.checkpoint_every", "train.sample_every", "train.progress",
-             "train.device", "train.measure_flops", "eval", "name", "resume", "plugins")
+             "train.device", "train.measure_flops", "train.on_nan", "train.max_rollbacks", "train.rollback_lr_factor",
+             "eval", "name", "resume", "plugins")
 
 
 def rng_state() -> dict:
@@ -41,9 +42,14 @@ def set_rng_state(state: dict) -> None:
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` atomically (a kill or a full disk leaves the previous checkpoint intact)."""
+    from gan_bench import faults
+
     buf = io.BytesIO()
     torch.save({"format": FORMAT, **state}, buf)
-    atomic_write_bytes(path, buf.getvalue())
+    data = buf.getvalue()
+    atomic_write(path, lambda f: f.write(data),
+                 before_rename=lambda tmp: faults.before_rename(tmp, state.get("iteration")))
 
 
 def load_checkpoint(path: Path) -> dict:

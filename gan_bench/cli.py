@@ -1,4 +1,5 @@
-"""``gan-bench`` entry point: ``train`` is a Hydra app (gan_bench/launch.py); the other sub-commands are argparse tools."""
+"""``gan-bench`` entry point: ``train`` is a Hydra app (gan_bench/launch.py); the other sub-commands are argparse
+tools."""
 from __future__ import annotations
 
 import sys

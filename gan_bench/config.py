@@ -34,6 +34,8 @@ Progress = choice("Progress", ("auto", "bar", "lines", "off"))
 GeneratorKind = choice("GeneratorKind", ("raw", "ema", "uniform"))
 ClassifierLayer = choice("ClassifierLayer", ("logits", "penultimate"))
 Split = choice("Split", ("train", "test"))
+OnNan = choice("OnNan", ("stop", "rollback"))
+OnBadFile = choice("OnBadFile", ("error", "skip"))
 IMAGE_RESOLUTIONS = (8, 16, 28, 32, 48, 64, 128, 256)
 
 
@@ -55,6 +57,7 @@ class ImageDatasetConfig:
     flip: bool = False  # random horizontal flips of real batches
     in_memory: bool = True  # hold the whole set as one uint8 tensor on the training device
     max_images: int = num(0, 0)  # 0 = all
+    on_bad_file: OnBadFile = OnBadFile.error  # an unreadable image file: stop naming it, or skip it (counted, logged)
 
 
 @dataclass
@@ -98,7 +101,7 @@ class AveragingConfig:  # values checked by gan_bench.optim.averaging.ParamAvera
 class OptimizerConfig:
     rule: Any = MISSING  # an optimizer/rule node (_target_): alternating, simultaneous, extragradient, optimistic, svre
     base: Any = MISSING  # an optimizer/base node (_target_): the players' torch optimizer and its shared keys
-    g: Any = field(default_factory=dict)  # G's keys of the base optimizer on top of base (lr, betas, ...); None = base's
+    g: Any = field(default_factory=dict)  # G's keys of the base optimizer on top of base (lr, betas...); None = base's
     d: Any = field(default_factory=dict)
     lookahead: LookaheadConfig = field(default_factory=LookaheadConfig)
     averaging: AveragingConfig = field(default_factory=AveragingConfig)
@@ -108,7 +111,8 @@ class OptimizerConfig:
 class UnrollConfig:
     steps: int = num(0, 0)
     lr: float = num(0.0, 0)  # step size of the unrolled updates (0 = the discriminator's learning rate)
-    method: UnrollMethod = UnrollMethod.sgd  # sgd | adam (D's own update rule, moments from D's optimizer state as in Metz et al.'s code)
+    # sgd | adam (D's own update rule, moments from D's optimizer state as in Metz et al.'s code)
+    method: UnrollMethod = UnrollMethod.sgd
 
 
 @dataclass
@@ -136,6 +140,9 @@ class TrainConfig:
     n_grid: int = num(64, 1)  # fixed-noise samples in the grid
     measure_flops: bool = True
     progress: Progress = Progress.auto  # auto (rich bar on a terminal, log lines otherwise) | bar | lines | off
+    on_nan: OnNan = OnNan.stop  # non-finite loss, gradient or parameter: stop (status diverged) or roll back
+    max_rollbacks: int = num(3, 0)  # on_nan=rollback: at most this many rollbacks, then stop
+    rollback_lr_factor: float = num(1.0, 0, strict=True, high=1.0)  # learning rates times this at each rollback
 
 
 @dataclass
@@ -182,7 +189,8 @@ def component_groups() -> dict[str, Registry]:
             "optimizer.rule": RULES, "optimizer.base": BASES}
 
 
-_SCHEMA_OWNERS: dict[str, tuple[str, str, str]] = {}  # schema class name -> (what, its keys, "component" | "section" | "dataset")
+# schema class name -> (what it describes, its keys, "component" | "section" | "dataset")
+_SCHEMA_OWNERS: dict[str, tuple[str, str, str]] = {}
 
 
 def schema_owner(name: str) -> tuple[str, str, str] | None:
@@ -212,7 +220,8 @@ def register_configs() -> None:
         for name in registry.names():
             schema = registry.schema(registry.entry(name).cls)
             if schema is not None:
-                cs.store(group=f"schema/{registry.group}", name=name, node=_own(schema, f"{registry.group}={name}", "component"))
+                node = _own(schema, f"{registry.group}={name}", "component")
+                cs.store(group=f"schema/{registry.group}", name=name, node=node)
     from gan_bench.optim import BASES
 
     for name in BASES.names():  # optimizer.g / optimizer.d: any key of the base optimizer, None = the base's value

@@ -25,8 +25,10 @@ class WriteError(GanBenchError):
     """A file could not be written (disk full, permissions, ...); the previous version of the file is intact."""
 
 
-def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -> Path:
-    """``write(f)`` into a temporary file next to ``path``, fsync it, then rename it over ``path`` (atomic)."""
+def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None],
+                 before_rename: Callable[[Path], None] | None = None) -> Path:
+    """``write(f)`` into a temporary file next to ``path``, fsync it, then rename it over ``path`` (atomic).
+    ``before_rename(tmp)`` runs in between (the fault suite's hook)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
@@ -36,6 +38,8 @@ def atomic_write(path: str | Path, write: Callable[[io.BufferedWriter], None]) -
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if before_rename is not None:
+            before_rename(Path(tmp))
         os.replace(tmp, path)
     except OSError as err:
         Path(tmp).unlink(missing_ok=True)

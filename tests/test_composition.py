@@ -7,13 +7,15 @@ import math
 import pytest
 import torch
 
-from conftest import compose
+from conftest import DEVICE, compose
 from gan_bench.run import Run
 from gan_bench.train import train
 
+pytestmark = pytest.mark.device
+
 SMALL = ["dataset=ring8", "model=mlp", "model.generator.width=16", "model.discriminator.width=16", "model.z_dim=4",
          "dataset.n_points=256", "train.batch_size=32", "train.progress=off", "train.log_every=1",
-         "train.sample_every=1000", "train.checkpoint_every=1000", "train.measure_flops=false"]
+         "train.sample_every=1000", "train.checkpoint_every=1000", "train.measure_flops=false", *DEVICE]
 
 
 def _cases():

@@ -170,13 +170,16 @@ def test_an_old_key_gets_one_line_naming_the_new_one(override, new):
     (["regularizer.unroll.lr=-1"], "regularizer.unroll.lr=-1"),
     (["regularizer.gp=wgan"], "regularizer.gp: Invalid value 'wgan'"),
     (["optimizer=svre", "optimizer.rule.noise_set=-5"], "optimizer.rule.noise_set=-5"),
-    (["optimizer=svre", "dataset=image_folder", "dataset.root=/x"], "optimizer/rule=svre needs a finite sum held in memory"),
+    (["optimizer=svre", "dataset=image_folder", "dataset.root=/x"],
+     "optimizer/rule=svre needs a finite sum held in memory"),
     (["train.iterations=many"], "train.iterations: Value 'many' of type 'str' could not be converted to Integer"),
     (["eval.metrics=[fidd]"], "eval.metrics: unknown metric 'fidd'"),
     (["eval.generators=[raw,best]"], "eval.generators"),
     (["dataset=image_folder"], "dataset.root needs a value"),
-    (["model.generator._target_=nope.Gen"], "model.generator._target_=nope.Gen cannot be imported (no module named 'nope')"),
-    (["model=mlp", "dataset=ring8", "model.discriminator.dropout=1.0"], "model.discriminator.dropout=1.0 is impossible"),
+    (["model.generator._target_=nope.Gen"],
+     "model.generator._target_=nope.Gen cannot be imported (no module named 'nope')"),
+    (["model=mlp", "dataset=ring8", "model.discriminator.dropout=1.0"],
+     "model.discriminator.dropout=1.0 is impossible"),
     (["discriminators/projection=conv_wn", "dataset=ring8", "model=mlp"], "conv_wn projects images"),
 ])
 def test_impossible_values_are_rejected_with_one_line(override, needle):
@@ -228,7 +231,8 @@ def test_help_lists_commands_groups_and_options():
         assert c in r.stdout
     r = cli("train", "--help")
     assert r.returncode == 0
-    for g in ("dataset:", "aggregation: avg, custom, gman, gman_auto, hv, mgd", "optimizer/rule:", "optimizer/base: adam, custom, sgd",
+    for g in ("dataset:", "aggregation: avg, custom, gman, gman_auto, hv, mgd", "optimizer/rule:",
+              "optimizer/base: adam, custom, sgd",
               "model/discriminator:", "discriminators/projection:", "cifar10_64", "experiment:", "_target_"):
         assert g in r.stdout, g
     assert "schema" not in r.stdout.split("== Config ==")[0]

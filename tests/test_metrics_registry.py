@@ -109,10 +109,11 @@ def test_plugin_metrics_are_registered_after_the_built_ins() -> None:
     assert registered_metrics(POINTS) == ["modes"]
 
 
-def test_plugin_metrics_run_through_the_evaluator(tmp_path) -> None:
+@pytest.mark.device
+def test_plugin_metrics_run_through_the_evaluator(tmp_path, device) -> None:
     real = -torch.ones(6, 3, 4, 4)
     real[:, 0] = 1.0  # real channel means (1, -1, -1)
-    kwargs = {"real": real, "dataset_key": "toy", "n_samples": 7, "batch_size": 3, "device": torch.device("cpu"),
+    kwargs = {"real": real, "dataset_key": "toy", "n_samples": 7, "batch_size": 3, "device": device,
               "cache_dir": tmp_path}
     ChannelMeans.loads = ChannelMeans.batches = 0
     evaluator = Evaluator(["test_mean_gap", "test_brightest"], **kwargs)

@@ -210,7 +210,8 @@ def test_running_interrupted_and_old_runs(copy, capsys):
     write_status(copy / "0", "running", 2, pid=dead_pid())  # its process is gone: stale
     write_status(copy / "1", "running", 6)  # this very process: alive
     write_status(copy / "2", "interrupted", 4, "SIGTERM", resume=f"gan-bench train resume={copy / '2'}")
-    old = json.loads((copy / "3" / "metrics.json").read_text())  # no status.json: judged by its metrics.json
+    (copy / "3" / "status.json").unlink()  # a run of a version before status.json: judged by its metrics.json
+    old = json.loads((copy / "3" / "metrics.json").read_text())
     old["iterations"] = old["config"]["train"]["iterations"] - 1
     (copy / "3" / "metrics.json").write_text(json.dumps(old))
     with pytest.raises(GanBenchError, match=r"no finished run found below .*\(4 jobs: 3 interrupted, 1 running\)"):
@@ -227,6 +228,7 @@ def test_running_interrupted_and_old_runs(copy, capsys):
 
 
 def test_old_run_short_of_its_iterations_is_interrupted(copy, capsys):
+    (copy / "1" / "status.json").unlink()  # a run of a version before status.json
     m = json.loads((copy / "1" / "metrics.json").read_text())
     m["iterations"] = m["config"]["train"]["iterations"] // 2
     (copy / "1" / "metrics.json").write_text(json.dumps(m))

@@ -13,12 +13,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, TINY, cli, compose
+from conftest import DEVICE, REPO, TINY, cli, compose
 from gan_bench.errors import CheckpointError, ConfigError
 from gan_bench.train import train
 
-POINTS = ["model.generator.width=16", "model.discriminator.width=16", "model.z_dim=4", "train.batch_size=32", "train.log_every=2",
-          "train.sample_every=1000", "train.checkpoint_every=1000", "train.progress=off", "dataset.n_points=512"]
+POINTS = ["model.generator.width=16", "model.discriminator.width=16", "model.z_dim=4", "train.batch_size=32",
+          "train.log_every=2", "train.sample_every=1000", "train.checkpoint_every=1000", "train.progress=off",
+          "dataset.n_points=512", *DEVICE]
+
+pytestmark = pytest.mark.device
 
 
 def _run(tmp: Path, overrides: list[str]) -> dict:
@@ -133,7 +136,8 @@ def test_kill_then_resume_is_bit_identical(tmp_path):
     _assert_same(a, b)
     log = (run / "train.log").read_text()
     assert f"resumed from {ckpt} at iteration {done}" in log, "the resume is recorded in the run's log"
-    assert "train.iterations=1000000" in (run / ".hydra" / "overrides.yaml").read_text()  # the launch record is untouched
+    # the launch record is untouched
+    assert "train.iterations=1000000" in (run / ".hydra" / "overrides.yaml").read_text()
 
 
 def _digest(path: Path) -> str:
@@ -204,7 +208,8 @@ def test_multirun_sweep_then_report(tmp_path):
     """`gan-bench train -m` writes multirun/.../N/ folders and `gan-bench report` tabulates them by the swept key."""
     sweep = tmp_path / "sweep"
     r = cli("train", "-m", "aggregation=avg,hv", "train.seed=1,2", "discriminators.count=2", "train.iterations=2",
-            "eval.metrics=[modes]", "eval.n_samples=200", "eval.generators=[raw]", "dataset=ring8", "model=mlp", *POINTS,
+            "eval.metrics=[modes]", "eval.n_samples=200", "eval.generators=[raw]", "dataset=ring8", "model=mlp",
+            *POINTS,
             f"hydra.sweep.dir={sweep}")
     assert r.returncode == 0, r.stderr[-3000:]
     assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]

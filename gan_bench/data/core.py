@@ -1,6 +1,8 @@
 """Dataset containers and the registry that builds them from ``cfg.dataset``."""
 from __future__ import annotations
 
+import json
+import logging
 import math
 from pathlib import Path
 from typing import Any, Iterator
@@ -10,6 +12,8 @@ import torch.nn.functional as F
 
 from gan_bench.errors import DataError
 from gan_bench.registry import choice
+
+log = logging.getLogger("gan_bench")
 
 
 def _ring8(scale: float) -> torch.Tensor:
@@ -39,9 +43,11 @@ class InMemoryData:
 
     streaming = False
 
-    def __init__(self, x: torch.Tensor, labels: torch.Tensor | None, *, key: str, flip: bool = False):
+    def __init__(self, x: torch.Tensor, labels: torch.Tensor | None, *, key: str, flip: bool = False,
+                 skipped: list[str] | None = None):
         self.x, self.labels, self.key, self.flip = x, labels, key, flip
         self.kind = "points" if x.dtype.is_floating_point and x.dim() == 2 else "image"
+        self.skipped = list(skipped or [])  # image files left out as unreadable (dataset.on_bad_file=skip)
 
     def __len__(self) -> int:
         return self.x.shape[0]
@@ -79,16 +85,21 @@ class InMemoryData:
 
 
 class StreamingData:
-    """A dataset too large for memory, streamed through a DataLoader (images in [-1, 1])."""
+    """A dataset too large for memory, streamed through a DataLoader (images in [-1, 1]). An unreadable file stops the
+    run with one line naming it, or with ``on_bad_file="skip"`` is logged, recorded in ``skipped`` and replaced by the
+    next readable image (a batch always has ``batch_size`` images)."""
 
     streaming = True
     kind = "image"
 
-    def __init__(self, dataset: Any, *, key: str, shape: tuple[int, ...], batch_size: int, workers: int = 2):
+    def __init__(self, dataset: Any, *, key: str, shape: tuple[int, ...], batch_size: int, workers: int = 2,
+                 on_bad_file: str = "error"):
         self.dataset, self.key, self._shape = dataset, key, shape
-        self.batch_size, self.workers = batch_size, workers
+        self.batch_size, self.workers, self.on_bad_file = batch_size, workers, on_bad_file
         self.labels = None
+        self.skipped: list[str] = []
         self._iter: Iterator | None = None
+        self._pending: list[torch.Tensor] = []
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -97,27 +108,52 @@ class StreamingData:
     def shape(self) -> tuple[int, ...]:
         return self._shape
 
+    def _readable(self, batch: tuple) -> torch.Tensor | None:
+        """The images of a loader batch; unreadable files raise, or are logged and skipped."""
+        from gan_bench.data.sources import bad_file_error
+
+        images, bad = batch
+        for b in bad:
+            if self.on_bad_file != "skip":
+                raise bad_file_error(b)
+            log.warning("skipped unreadable image %s (%s)", b.path, b.reason)
+            self.skipped.append(b.path)
+        return images
+
     def next_batch(self, device: torch.device) -> torch.Tensor:
-        if self._iter is None:
-            self._iter = iter(self._loader())
-        try:
-            x = next(self._iter)
-        except StopIteration:
-            self._iter = iter(self._loader())
-            x = next(self._iter)
-        x = x[0] if isinstance(x, (tuple, list)) else x
-        return x.to(device, non_blocking=True).float().mul_(2.0).sub_(1.0)
+        have = sum(len(p) for p in self._pending)
+        while have < self.batch_size:
+            if self._iter is None:
+                self._iter = iter(self._loader())
+            try:
+                images = self._readable(next(self._iter))
+            except StopIteration:
+                self._iter = None
+                continue
+            if images is not None:
+                self._pending.append(images)
+                have += len(images)
+        x = torch.cat(self._pending)
+        self._pending = [x[self.batch_size:]] if len(x) > self.batch_size else []
+        return x[: self.batch_size].to(device, non_blocking=True).float().mul_(2.0).sub_(1.0)
 
     def _loader(self) -> torch.utils.data.DataLoader:
+        from gan_bench.data.sources import collate_images
+
         g = torch.Generator().manual_seed(int(torch.randint(2**62, (1,)).item()))
         return torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
-                                           num_workers=self.workers, generator=g, pin_memory=torch.cuda.is_available())
+                                           num_workers=self.workers, generator=g, pin_memory=torch.cuda.is_available(),
+                                           collate_fn=collate_images)
 
     def chunks(self, size: int) -> Iterator[torch.Tensor]:
-        loader = torch.utils.data.DataLoader(self.dataset, batch_size=size, num_workers=self.workers)
-        for x in loader:
-            x = x[0] if isinstance(x, (tuple, list)) else x
-            yield x.float().mul_(2.0).sub_(1.0)
+        from gan_bench.data.sources import collate_images
+
+        loader = torch.utils.data.DataLoader(self.dataset, batch_size=size, num_workers=self.workers,
+                                             collate_fn=collate_images)
+        for batch in loader:
+            x = self._readable(batch)
+            if x is not None:
+                yield x.float().mul_(2.0).sub_(1.0)
 
 
 def mixture_centres(name: str, scale: float) -> torch.Tensor:
@@ -150,10 +186,29 @@ def _fit_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     raise DataError(f"cannot convert {x.shape[1]}-channel images to {channels} channels")
 
 
+_PRELOADED: dict[str, InMemoryData | StreamingData] = {}
+
+
+def _preload_key(cfg: Any, split: str, batch_size: int) -> str:
+    from omegaconf import OmegaConf
+
+    tree = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True) if OmegaConf.is_config(cfg) else dict(cfg)
+    return json.dumps([tree, split, batch_size], sort_keys=True, default=str)
+
+
+def preload(cfg: Any, *, split: str = "train", batch_size: int = 64) -> None:
+    """Load a dataset now (e.g. before a run's folder is created, so that missing or corrupt data writes nothing);
+    the next :func:`load_dataset` with the same arguments in this process returns it."""
+    _PRELOADED[_preload_key(cfg, split, batch_size)] = load_dataset(cfg, split=split, batch_size=batch_size)
+
+
 def load_dataset(cfg: Any, *, split: str = "train", batch_size: int = 64) -> InMemoryData | StreamingData:
     """Build the dataset named by ``cfg.name`` (see conf/dataset/)."""
     from gan_bench.data import sources
 
+    key = _preload_key(cfg, split, batch_size)
+    if key in _PRELOADED:
+        return _PRELOADED.pop(key)
     name = cfg.name
     if name in MIXTURES:
         # The dataset is the same for every training seed: it is drawn from its own generator.
@@ -165,14 +220,15 @@ def load_dataset(cfg: Any, *, split: str = "train", batch_size: int = 64) -> InM
     key = f"{name}-{split}-{cfg.resolution}px-{cfg.channels}ch"
     if not cfg.in_memory and name in sources.STREAMABLE:
         ds = sources.streaming_source(cfg, split)
-        return StreamingData(ds, key=key, shape=(cfg.channels, cfg.resolution, cfg.resolution), batch_size=batch_size)
-    x, y = sources.load_uint8(cfg, split)
+        return StreamingData(ds, key=key, shape=(cfg.channels, cfg.resolution, cfg.resolution), batch_size=batch_size,
+                             on_bad_file=str(cfg.get("on_bad_file", "error")))
+    x, y, skipped = sources.load_uint8(cfg, split)
     x = _fit_channels(x, cfg.channels)
     x = _resize_uint8(x, cfg.resolution, mode="bicubic" if name == "cifar10_64" else "bilinear")
     if cfg.max_images:
         x, y = x[: cfg.max_images], None if y is None else y[: cfg.max_images]
         key += f"-first{cfg.max_images}"
-    return InMemoryData(x.contiguous(), y, key=key, flip=cfg.flip)
+    return InMemoryData(x.contiguous(), y, key=key, flip=cfg.flip, skipped=skipped)
 
 
 def data_root(cfg: Any) -> Path:

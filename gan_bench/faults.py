@@ -1,0 +1,50 @@
+"""Fault injection for the fault suite (tests/test_faults.py): a run told, through the environment, to break itself
+at a chosen iteration, so that every recovery path is exercised by a real process rather than by a mock.
+
+``GAN_BENCH_FAULT=KIND@ITERATION[,KIND@ITERATION...]`` with KIND one of
+
+* ``nan``: after that iteration's step, the generator's first parameter becomes NaN (once per process);
+* ``write_error``: the checkpoint written at that iteration fails as a full disk would (ENOSPC);
+* ``pause_in_write``: the checkpoint written at that iteration stops after its temporary file is complete and before
+  the rename, creates ``<temporary>.paused`` and sleeps, so that a test can kill the process mid-write.
+
+Unset (the normal case) it does nothing.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import time
+from pathlib import Path
+
+import torch
+
+KINDS = ("nan", "write_error", "pause_in_write")
+_fired: set[str] = set()
+
+
+def planned(kind: str) -> int | None:
+    """The iteration at which ``kind`` is to happen, or None."""
+    for item in os.environ.get("GAN_BENCH_FAULT", "").split(","):
+        name, _, at = item.strip().partition("@")
+        if name == kind and at.isdigit():
+            return int(at)
+    return None
+
+
+def inject_nan(model: torch.nn.Module, iteration: int) -> None:
+    if planned("nan") == iteration and "nan" not in _fired:
+        _fired.add("nan")
+        with torch.no_grad():
+            next(model.parameters()).fill_(float("nan"))
+
+
+def before_rename(tmp: Path, iteration: int | None) -> None:
+    """Called by a checkpoint write between its complete temporary file and the rename."""
+    if iteration is None:
+        return
+    if planned("write_error") == iteration:
+        raise OSError(errno.ENOSPC, "No space left on device")
+    if planned("pause_in_write") == iteration:
+        Path(f"{tmp}.paused").touch()
+        time.sleep(600)

@@ -1,0 +1,97 @@
+"""What keeps a long run trustworthy: signals end it cleanly, and a diverged state never reaches a checkpoint.
+
+* :class:`SignalGuard`: SIGTERM (SLURM, Kubernetes, ``timeout``) and SIGINT (Ctrl-C) only set a flag; the loop
+  finishes the current step, writes a checkpoint at that iteration, records the status and exits with 143 / 130. A
+  second Ctrl-C stops at once.
+* Divergence: the game ANDs a device-side flag with the finiteness of every loss and gradient it computes (no host
+  synchronisation per step); :func:`healthy` reads it, and checks every parameter, at each log, sample, evaluation
+  and checkpoint boundary — always before anything is written. ``train.on_nan=stop`` ends the run (status
+  ``diverged``, exit 3); ``rollback`` reloads the last good state and continues on a fresh, recorded random stream
+  (learning rates times ``train.rollback_lr_factor``), at most ``train.max_rollbacks`` times.
+"""
+from __future__ import annotations
+
+import io
+import signal
+from typing import TYPE_CHECKING
+
+import torch
+
+from gan_bench.errors import GanBenchError
+
+if TYPE_CHECKING:
+    from gan_bench.run import Run
+
+SIGNAL_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
+
+
+class Interrupted(Exception):
+    """A run ended by a signal after writing its checkpoint; the process should exit with 128 + signum."""
+
+    def __init__(self, signum: int, message: str):
+        super().__init__(message)
+        self.signum = signum
+
+
+class Diverged(GanBenchError):
+    """A run whose losses, gradients or parameters became non-finite (and that could not be rolled back)."""
+
+
+class SignalGuard:
+    """Within the block, SIGTERM and SIGINT set ``signum`` instead of ending the process (main thread only)."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._old: dict[int, object] = {}
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.signum = signum
+
+    def __enter__(self) -> "SignalGuard":
+        try:
+            self._old = {s: signal.signal(s, self._handle) for s in SIGNAL_NAMES}
+        except ValueError:  # not the main thread (e.g. a launcher's worker thread): leave the signals alone
+            self._old = {}
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, handler in self._old.items():
+            signal.signal(s, handler)
+
+
+def healthy(run: "Run") -> bool:
+    """True when every loss and gradient since the last check, and every parameter now, is finite (one host sync)."""
+    params = list(list(run.G.parameters()) + list(run.D.parameters()) + list(run.agg.parameters()))
+    finite = torch.stack([torch.isfinite(p).all() for p in params]).all() & run.game.health
+    return bool(finite.item())
+
+
+def snapshot(run: "Run") -> bytes:
+    """The run's whole state (its checkpoint) in memory, for a rollback before the first checkpoint."""
+    buffer = io.BytesIO()
+    torch.save(run.state_dict(), buffer)
+    return buffer.getvalue()
+
+
+def restore(run: "Run", state: bytes | dict) -> None:
+    sd = torch.load(io.BytesIO(state), map_location="cpu", weights_only=False) if isinstance(state, bytes) else state
+    sd.setdefault("path", "the last good state")
+    run.load_state_dict(sd)
+    run.game.health = torch.ones((), dtype=torch.bool, device=run.device)
+
+
+def fresh_stream(run: "Run") -> int:
+    """Seed the random streams anew after a rollback (a different seed per rollback, derived from train.seed)."""
+    from gan_bench.run import seed_everything
+
+    seed = run.cfg.train.seed + 7919 * (len(run.rollbacks) + 1)
+    seed_everything(seed)
+    return seed
+
+
+def scale_learning_rates(run: "Run", factor: float) -> None:
+    for optimizer in run.opt.optimizers.values():
+        for group in optimizer.param_groups:
+            group["lr"] *= factor
