@@ -143,6 +143,7 @@ class TrainConfig:
     on_nan: OnNan = OnNan.stop  # non-finite loss, gradient or parameter: stop (status diverged) or roll back
     max_rollbacks: int = num(3, 0)  # on_nan=rollback: at most this many rollbacks, then stop
     rollback_lr_factor: float = num(1.0, 0, strict=True, high=1.0)  # learning rates times this at each rollback
+    objective: Optional[str] = None  # a result key (e.g. fid, mode_kl) a sweep's job returns: its best value (Optuna)
 
 
 @dataclass
@@ -454,6 +455,14 @@ def _check_combinations(cfg: dict, kind: str) -> None:
     unknown = [m for m in cfg["eval"]["metrics"] if m not in metric_names()]
     if unknown:
         raise ConfigError(f"eval.metrics: unknown metric {unknown[0]!r}; registered: {', '.join(metric_names())}")
+    objective = cfg["train"].get("objective")
+    if objective:
+        from gan_bench.metrics import METRICS
+
+        keys = [k for m in cfg["eval"]["metrics"] if m in METRICS for k in METRICS[m]]
+        if objective not in keys:
+            raise ConfigError(f"train.objective={objective} is not a result of eval.metrics={cfg['eval']['metrics']}; "
+                              f"choose one of: {', '.join(keys) or '(add eval.metrics first)'}")
     wrong = [m for m in cfg["eval"]["metrics"] if m not in metric_names(kind)]
     if wrong:
         data = "images" if kind == "image" else "2-D points"

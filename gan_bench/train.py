@@ -174,7 +174,7 @@ def _prepare(cfg: DictConfig, run_dir: Path, state: dict | None) -> Run:
     before anything is built). Temporary files that a killed write left behind are removed first."""
     ckpt = run_dir / "checkpoints" / "last.pt"
     resume = parse_resume(cfg.resume)
-    if resume is None and ckpt.exists():
+    if resume is None and state is None and ckpt.exists():
         raise ConfigError(f"{run_dir} already holds a run ({ckpt}); continue it with resume=true or choose another "
                           "hydra.run.dir — nothing was overwritten")
     for folder in (run_dir, run_dir / "checkpoints"):
@@ -217,7 +217,7 @@ class Loop:
                     info = _step(run)
                     faults.inject_nan(run.G, run.iteration)
                     if signals.signum is not None:
-                        self.interrupt(signals.signum)
+                        self.interrupt(signals)
                     if _boundary(run) and self.check_health():
                         self.boundary(info)
             except (KeyboardInterrupt, guard.Interrupted):
@@ -288,8 +288,10 @@ class Loop:
                     run.iteration, seed, len(run.rollbacks), self.t.max_rollbacks)
         self.status("running", f"rolled back after: {reason}")
 
-    def interrupt(self, signum: int) -> None:
-        """A signal: checkpoint at this iteration (if the state is healthy), record it, tell how to resume."""
+    def interrupt(self, signals: guard.SignalGuard) -> None:
+        """A signal: checkpoint at this iteration (if the state is healthy), record it, pass the signal on to the
+        handler that was there before (a launcher's requeue), tell how to resume."""
+        signum = signals.signum
         name = guard.SIGNAL_NAMES.get(signum, f"signal {signum}")
         if guard.healthy(self.run):
             self.checkpoint()
@@ -298,6 +300,7 @@ class Loop:
         self.logger.close()
         hint = (f"checkpoint at iteration {self.ckpt_iteration}; continue with: gan-bench train resume={self.run_dir}"
                 if self.ckpt_iteration is not None else "no checkpoint had been written yet")
+        signals.pass_on(signum)
         raise guard.Interrupted(signum, f"interrupted by {reason}; {hint}")
 
     def fail(self, err: BaseException) -> None:
