@@ -176,12 +176,50 @@ def train_command(args: list[str]) -> int:
         return 0
     if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args):  # Hydra's own inspection flags: Hydra answers
         return _hydra(args)
+    from gan_bench import distributed
+
     resume = parse_resume(_value(args, "resume"))
+    if distributed.launched() and resume is None:
+        return distributed_command(args)
     if resume is not None:
         return resume_command(resume, args)
     if "-m" in args or "--multirun" in args:
         return sweep_command(args)
     return single_command(args)
+
+
+def distributed_command(args: list[str]) -> int:
+    """One run over the processes torchrun started: rank 0 checks, launches Hydra and writes; the other ranks train
+    the same config in the same folder and write nothing."""
+    from gan_bench import distributed
+    from gan_bench.config import check_config
+
+    if "-m" in args or "--multirun" in args:
+        raise ConfigError("under torchrun gan-bench trains one run; for a sweep of data-parallel runs, launch torchrun "
+                          "once per job (e.g. in each SLURM job of hydra/launcher=slurm)")
+    cfg = compose_config(args, return_hydra_config=True)
+    distributed.setup(str(cfg.train.device))
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    run_dir, error = None, None
+    if distributed.is_main():
+        try:
+            check_config(job)
+            run_dir = resolved_run_dir(cfg)
+            if holds_run(run_dir):
+                raise ConfigError(f"{run_dir} already holds a run; continue it with resume={run_dir} — nothing was "
+                                  "written")
+            _LAUNCH["created"] = not run_dir.exists()
+        except GanBenchError as err:
+            error = str(err)
+    error, run_dir = distributed.broadcast((error, None if run_dir is None else str(run_dir)))
+    if error:
+        if distributed.is_main():
+            raise ConfigError(error)
+        return 2
+    if distributed.is_main():
+        return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={run_dir}"])
+    check_config(job)
+    return _train_job(job, Path(run_dir), None, sweep=False)[0]
 
 
 def single_command(args: list[str]) -> int:
@@ -259,8 +297,12 @@ def resume_command(resume: str, args: list[str]) -> int:
         key = o.lstrip("+").split("=", 1)[0]
         OmegaConf.update(cfg, key, OmegaConf.select(OmegaConf.from_dotlist([o.lstrip("+")]), key), force_add=True)
     cfg.resume = "true"
+    from gan_bench import distributed
+
+    distributed.setup(str(cfg.train.device))
     check_config(cfg)
-    _log_to(run_dir / "train.log")
+    if distributed.is_main():
+        _log_to(run_dir / "train.log")
     return _train_job(cfg, run_dir, state, sweep=False)[0]
 
 
@@ -293,6 +335,10 @@ def _log_to(path: Path) -> None:
 
 
 def _done(out: dict, run_dir: Path) -> None:
+    from gan_bench import distributed
+
+    if not distributed.is_main():
+        return
     print(f"[gan-bench] done: {out['iterations']} iterations in {out['wall_clock_s']:.1f} s "
           f"({out['iterations_per_s']:.1f} it/s); results in {run_dir} (metrics.json, samples/, checkpoints/)",
           flush=True)

@@ -10,10 +10,10 @@ import time
 from pathlib import Path
 
 import pytest
-from test_faults import RING, _start, _status
-from test_train import _assert_same, _weights
 
 from conftest import cli
+from test_faults import RING, _start, _status
+from test_train import _assert_same, _weights
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
