@@ -468,6 +468,21 @@ def _check_combinations(cfg: dict, kind: str) -> None:
         data = "images" if kind == "image" else "2-D points"
         raise ConfigError(f"eval.metrics: {wrong[0]} does not apply to dataset={ds['name']} ({data}); its metrics: "
                           f"{', '.join(metric_names(kind))}")
+    _check_stacked(ds, cfg["eval"]["metrics"], kind)
+
+
+def _check_stacked(ds: dict, metrics: list[str], kind: str) -> None:
+    """Stacked MNIST's digits are its channels: 3 of them, at MNIST's 28 px or more (smaller loses the digits the
+    modes are read from); the modes_stacked metric reads one digit per channel of 3-channel images."""
+    if ds["name"] == "stacked_mnist" and ds["channels"] != 3:
+        raise ConfigError(f"dataset.channels={ds['channels']} does not apply to dataset=stacked_mnist: its R, G and B "
+                          "channels are three digits (use dataset.channels=3)")
+    if ds["name"] == "stacked_mnist" and ds["resolution"] < 28:
+        raise ConfigError(f"dataset.resolution={ds['resolution']} is not supported for dataset=stacked_mnist: its "
+                          "digits are 28 px (use 28, 32, 64 or more)")
+    if "modes_stacked" in metrics and kind == "image" and ds["channels"] != 3:
+        raise ConfigError(f"eval.metrics: modes_stacked reads one digit per channel of 3-channel images "
+                          f"(dataset=stacked_mnist), not dataset={ds['name']} with dataset.channels={ds['channels']}")
 
 
 def data_shape(dataset: dict) -> tuple[int, ...]:
