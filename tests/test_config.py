@@ -66,9 +66,9 @@ def test_every_group_option_composes_and_checks(group):
 
 def _defaults_and_metrics(exp: str) -> tuple[list[tuple[str, str]], list[str]]:
     """The (group, option) overrides and eval.metrics of an experiment file, following /experiment/NAME includes."""
-    node = OmegaConf.load(CONF / "experiment" / f"{exp}.yaml")
+    node = OmegaConf.to_container(OmegaConf.load(CONF / "experiment" / f"{exp}.yaml"))
     groups: list[tuple[str, str]] = []
-    metrics = list(OmegaConf.select(node, "eval.metrics", default=None) or [])
+    metrics = list((node.get("eval") or {}).get("metrics") or [])
     for entry in node.get("defaults") or []:
         for key, value in (entry.items() if isinstance(entry, dict) else []):
             group = key.removeprefix("override ").strip("/")
@@ -100,6 +100,18 @@ def test_every_experiment_composes_and_checks(exp):
     cfg = compose([f"+experiment={exp}"])
     check_config(cfg)
     assert cfg.name == exp
+
+
+def test_reproduction_scripts_name_existing_presets():
+    import re
+
+    scripts = sorted((CONF.parent / "scripts" / "reproduce").glob("*.sh"))
+    assert scripts
+    for script in scripts:
+        for names in re.findall(r"\+experiment=([\w,${}]+)", script.read_text()):
+            for name in names.split(","):
+                name = name.replace("${DATASET}", "cifar")
+                assert (CONF / "experiment" / f"{name}.yaml").is_file(), f"{script.name}: no preset {name}"
 
 
 @pytest.mark.parametrize("exp", _options("experiment"))
