@@ -6,7 +6,7 @@
 # Needs dataset=stacked_mnist and metric modes_stacked (being added in another branch).
 #
 #   scripts/reproduce/multid_stackedmnist.sh [EPOCHS=50] [OUT=multirun/multid_stackedmnist] [JOBS=1] [SEEDS=1,2,3]
-#       [METRIC=modes_covered]
+#       [METRIC=modes_covered_stacked]
 #
 # METRIC: the key of the figures, as the modes_stacked metric names its values.
 set -euo pipefail
@@ -14,7 +14,7 @@ EPOCHS=${1:-50}
 OUT=${2:-multirun/multid_stackedmnist}
 JOBS=${3:-1}
 SEEDS=${4:-1,2,3}
-METRIC=${5:-modes_covered}
+METRIC=${5:-modes_covered_stacked}
 ITERATIONS=$((EPOCHS * 782))
 N_SEEDS=$(echo "$SEEDS" | tr ',' '\n' | wc -l)
 # estimates, not measurements: these small nets are launch-bound, ~15 ms/iteration whatever K on one H100/H200-class

@@ -6,13 +6,13 @@
 # 1/4-size D 30.6 -> 327.2. Needs dataset=stacked_mnist and metric modes_stacked (being added in another branch).
 #
 #   scripts/reproduce/unrolled_stackedmnist.sh [ITERATIONS=50000] [OUT=multirun/unrolled_stackedmnist] [JOBS=1]
-#       [SEEDS=1,2,3] [METRIC=modes_covered]
+#       [SEEDS=1,2,3] [METRIC=modes_covered_stacked]
 set -euo pipefail
 ITERATIONS=${1:-50000}
 OUT=${2:-multirun/unrolled_stackedmnist}
 JOBS=${3:-1}
 SEEDS=${4:-1,2,3}
-METRIC=${5:-modes_covered}
+METRIC=${5:-modes_covered_stacked}
 N_SEEDS=$(echo "$SEEDS" | tr ',' '\n' | wc -l)
 # estimates, not measurements: launch-bound, ~5 ms per plain iteration and ~5 ms more per unrolling step
 GPU_HOURS=$(python3 -c "print(round(2 * ${N_SEEDS} * ${ITERATIONS} * 0.005 * (1 + 2 + 6 + 11) / 3600, 1))")
