@@ -491,8 +491,8 @@ def _record_failure(run_dir: Path, why: str) -> None:
     except ValueError:
         record = None
     # only this job's own record: an earlier run's status (e.g. of a run this job refused to overwrite) stays as it is
-    if record is None and not status.is_file() or (record or {}).get("pid") == os.getpid() \
-            and record.get("state") == "running":
+    own = record is not None and record.get("pid") == os.getpid() and record.get("state") == "running"
+    if own or not status.is_file():
         write_status(run_dir, "failed", iteration=0, iterations=0, reason=why)
 
 
