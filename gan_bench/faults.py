@@ -6,7 +6,9 @@ at a chosen iteration, so that every recovery path is exercised by a real proces
 * ``nan``: after that iteration's step, the generator's first parameter becomes NaN (once per process);
 * ``write_error``: the checkpoint written at that iteration fails as a full disk would (ENOSPC);
 * ``pause_in_write``: the checkpoint written at that iteration stops after its temporary file is complete and before
-  the rename, creates ``<temporary>.paused`` and sleeps, so that a test can kill the process mid-write.
+  the rename, creates ``<temporary>.paused`` and sleeps, so that a test can kill the process mid-write;
+* ``wait_for_signal``: after that iteration's step the run waits (up to 120 s) until a signal arrives, so that a
+  test can stop a short run mid-way without racing it to its end.
 
 Unset (the normal case) it does nothing.
 """
@@ -16,10 +18,11 @@ import errno
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import torch
 
-KINDS = ("nan", "write_error", "pause_in_write")
+KINDS = ("nan", "write_error", "pause_in_write", "wait_for_signal")
 _fired: set[str] = set()
 
 
@@ -37,6 +40,15 @@ def inject_nan(model: torch.nn.Module, iteration: int) -> None:
         _fired.add("nan")
         with torch.no_grad():
             next(model.parameters()).fill_(float("nan"))
+
+
+def wait_for_signal(iteration: int, signals: Any) -> None:
+    """Called after each step with the run's :class:`~gan_bench.guard.SignalGuard` (its ``signum`` is set by a
+    signal)."""
+    if planned("wait_for_signal") == iteration:
+        deadline = time.monotonic() + 120
+        while signals.signum is None and time.monotonic() < deadline:
+            time.sleep(0.02)
 
 
 def before_rename(tmp: Path, iteration: int | None) -> None:

@@ -221,6 +221,7 @@ class Loop:
                 while run.iteration < t.iterations:
                     info = _step(run)
                     faults.inject_nan(run.G, run.iteration)
+                    faults.wait_for_signal(run.iteration, signals)
                     signals.signum = distributed.first_signal(signals.signum, run.device)  # all ranks stop together
                     if signals.signum is not None:
                         self.interrupt(signals)

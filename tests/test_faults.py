@@ -128,6 +128,8 @@ def test_rollbacks_are_bounded(tmp_path):
 # -- signals ------------------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("sig,code,name", [(signal.SIGTERM, 143, "SIGTERM"), (signal.SIGINT, 130, "SIGINT")])
 def test_a_signal_finishes_the_step_checkpoints_records_and_resumes_bit_exactly(tmp_path, sig, code, name):
+    """Both signals stop the run the same way (exit status, status.json, checkpoint at the step); the resume that
+    follows is the same code for both, so it is checked bit-exactly after SIGTERM only."""
     run, args = tmp_path / "run", [*RING, "train.checkpoint_every=1000", "optimizer=optimistic"]
     proc = _start("train.iterations=100000", *args, f"hydra.run.dir={run}")
     _wait_for(run / "status.json", proc)
@@ -141,6 +143,8 @@ def test_a_signal_finishes_the_step_checkpoints_records_and_resumes_bit_exactly(
     assert status["checkpoint_iteration"] == done and status["resume_command"] == f"gan-bench train resume={run}"
     assert f"continue with: gan-bench train resume={run}" in err.strip().splitlines()[-1]
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["iteration"] == done
+    if sig != signal.SIGTERM:
+        return
     r = cli("train", f"resume={run}", f"train.iterations={done + 3}")
     assert r.returncode == 0, r.stderr[-2000:]
     assert _status(run)["state"] == "finished"

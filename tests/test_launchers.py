@@ -55,12 +55,11 @@ def test_a_preempted_job_continues_when_the_same_command_is_launched_again(tmp_p
     continues its folder from the checkpoint written at the signal, and the result equals an uninterrupted run."""
     sweep, args = tmp_path / "sweep", [*RING, "train.checkpoint_every=1000", "optimizer=extragradient"]
     command = ["-m", "hydra/launcher=submitit_local", "train.iterations=40", *args, f"hydra.sweep.dir={sweep}"]
-    proc = _start(*command)
+    proc = _start(*command, env={"GAN_BENCH_FAULT": "wait_for_signal@5"})  # the job waits there for the signal
     job = sweep / "0"
     deadline = time.time() + 120
     while time.time() < deadline and not ((job / "status.json").is_file() and _status(job)["iteration"] >= 0):
         time.sleep(0.05)
-    time.sleep(0.5)
     import os
 
     os.kill(_status(job)["pid"], signal.SIGTERM)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, TINY, cli, compose
+from conftest import REPO, TINY, cli, cli_here, compose
 from gan_bench.config import check_config
 from gan_bench.errors import ConfigError
 
@@ -26,6 +26,15 @@ def project(tmp_path: Path) -> Path:
     option.parent.mkdir(parents=True)
     option.write_text("_target_: my_gan_parts.TinyD\nhidden: 24\n")
     return tmp_path
+
+
+def _here(project: Path, monkeypatch, capsys, *args: str):
+    """A refusal of the config check, from the researcher's project folder with their module importable, in this
+    process (as ``cli(..., cwd=project, env=ENV)`` would run it; what trains or builds the ensemble runs as a real
+    process)."""
+    monkeypatch.chdir(project)
+    monkeypatch.syspath_prepend(str(PLUGINS))
+    return cli_here(capsys, *args)
 
 
 def _user_d_params(run_dir: Path) -> dict[str, tuple]:
@@ -65,13 +74,14 @@ def test_a_class_that_breaks_the_interface_gets_one_line_naming_it(project, cls,
     assert not (project / "run").exists()  # refused before anything was written
 
 
-def test_keys_of_a_user_class_are_checked_against_its_signature(project):
-    r = cli("train", "model/discriminator=tiny_d", "+model.discriminator.hiden=8", *RUN, "hydra.run.dir=run",
-            cwd=project, env=ENV)
+def test_keys_of_a_user_class_are_checked_against_its_signature(project, monkeypatch, capsys):
+    r = _here(project, monkeypatch, capsys, "train", "model/discriminator=tiny_d", "+model.discriminator.hiden=8", *RUN,
+              "hydra.run.dir=run")
     assert r.returncode == 2
     assert "model.discriminator.hiden does not apply to model.discriminator._target_=my_gan_parts.TinyD " \
            "(its keys: hidden)" in r.stderr
-    r = cli("train", "model.discriminator._target_=my_gan_parts.Nope", *RUN, "hydra.run.dir=run", cwd=project, env=ENV)
+    r = _here(project, monkeypatch, capsys, "train", "model.discriminator._target_=my_gan_parts.Nope", *RUN,
+              "hydra.run.dir=run")
     assert r.returncode == 2 and "model.discriminator._target_=my_gan_parts.Nope cannot be imported " \
                                   "(my_gan_parts has no attribute 'Nope')" in r.stderr
 

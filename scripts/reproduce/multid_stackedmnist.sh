@@ -3,7 +3,7 @@
 # MNIST table (modes covered out of 1,000 and KL of the mode histogram). AVG, GMAN and HV with 8, 16 and 24
 # discriminators, each behind a fixed 3 -> 3 conv projection, the authors' Stacked MNIST nets
 # (conf/experiment/stackedmnist_hv24.yaml), SEEDS seeds each, then `gan-bench report`.
-# Needs dataset=stacked_mnist and metric modes_stacked (being added in another branch).
+# Trains gan-bench's MNIST LeNet first (classifiers/mnist_28px_lenet.pt) if it is not there.
 #
 #   scripts/reproduce/multid_stackedmnist.sh [EPOCHS=50] [OUT=multirun/multid_stackedmnist] [JOBS=1] [SEEDS=1,2,3]
 #       [METRIC=modes_covered_stacked]

@@ -3,7 +3,7 @@
 # (out of 1,000) and KL on stacked MNIST for a discriminator 1/4 and 1/2 the generator's size, unrolled 0, 1, 5 and 10
 # steps (conf/experiment/stackedmnist_unrolled.yaml; 0 steps = stackedmnist_plain), SEEDS seeds each, then
 # `gan-bench report`. Targets (as I recall the table, check the PDF): 1/2-size D 628.0 modes (0 steps) -> 817.4 (10);
-# 1/4-size D 30.6 -> 327.2. Needs dataset=stacked_mnist and metric modes_stacked (being added in another branch).
+# 1/4-size D 30.6 -> 327.2. Trains gan-bench's MNIST LeNet first if it is not there.
 #
 #   scripts/reproduce/unrolled_stackedmnist.sh [ITERATIONS=50000] [OUT=multirun/unrolled_stackedmnist] [JOBS=1]
 #       [SEEDS=1,2,3] [METRIC=modes_covered_stacked]
