@@ -4,7 +4,11 @@ One iteration = one D step + one G step (alternating Adam), DCGAN at 32x32x3 (``
 ``dataset.resolution=32``, ``dataset.channels=3``: the shape of CIFAR-10), batch 64, non-saturating loss.
 
 * ``vec-<agg>``: gan-bench's own step, ``Run(cfg).opt.step()``, for each aggregation in ``--aggs``
-  (the K discriminators are one ``DiscriminatorEnsemble``: stacked parameters, one ``vmap`` call).
+  (the K discriminators are one ``DiscriminatorEnsemble``: stacked parameters, one optimizer over them),
+  with the ensemble's ``layout="auto"``, what training uses: one ``vmap`` call on CUDA, a loop of
+  ``functional_call`` over the members' slices on the CPU (see :mod:`gan_bench.models.ensemble`).
+* ``vec-hv@<layout>``: the same step with the ensemble forced to another layout, for each extra layout in
+  ``--layouts`` (e.g. ``--layouts auto,vmap`` times the CPU's former vmap path in the same interleaved rounds).
 * ``loop-hv``: :class:`LoopReference`, the multi-discriminator training step as written in the
   hypervolume-GAN paper's code (Albuquerque et al. 2019, "hGAN"): K separate DCGAN discriminators, each
   with its own ``torch.optim.Adam``, one D step per discriminator in a Python loop, then one generator
@@ -13,7 +17,8 @@ One iteration = one D step + one G step (alternating Adam), DCGAN at 32x32x3 (``
 Before timing, at every K, the script checks that both implementations compute the same thing: the
 ensemble is built from copies of the loop's K modules, both generators start from the same weights,
 both draw their batches from the same seeded sampler, and the first iteration's K discriminator losses
-(and the K generator losses of the G step that follows the D update) must agree to ``--check-tol``.
+(and the K generator losses of the G step that follows the D update) must agree to ``--check-tol`` (the loop
+layout does the per-D loop's arithmetic: on the CPU the differences are 0 or a few ulps).
 
 Timing: ``--warmup`` untimed iterations of each method, then ``--repeats`` rounds in which every method
 runs one timed block of ``--iters`` iterations in turn (``torch.cuda.synchronize`` before and after every
@@ -21,6 +26,8 @@ block on CUDA); a cell is the median block's ms/iter.
 
     PYTHONPATH=. python3 scripts/bench_multid.py --device cuda --json bench_multid.json
     PYTHONPATH=. python3 scripts/bench_multid.py --device cpu --threads 1 --ks 1,4 --iters 3 --warmup 1 --repeats 3
+    PYTHONPATH=. python3 scripts/bench_multid.py --device cpu --threads 2 --aggs hv,mgd --layouts auto,vmap \
+        model=dcgan_small
 
 (on a shared CPU, ``--threads 1`` keeps the timings stable: with several threads, one descheduled thread
 stalls the others and single blocks take 5-10x longer.)
@@ -52,13 +59,21 @@ from gan_bench.game import Sample
 from gan_bench.launch import compose_config as compose
 from gan_bench.metrics.inception import tf32
 from gan_bench.models import build_discriminator
-from gan_bench.models.ensemble import DiscriminatorEnsemble
+from gan_bench.models.ensemble import LAYOUTS, DiscriminatorEnsemble, resolve_layout
 from gan_bench.run import Run
 
 AGGS = ("avg", "gman", "hv", "mgd")
 LOOP = "loop-hv"
 SCALE_AGGS = ("avg", "gman", "hv")  # vectorised K_max / K_min target applies to these
 TARGETS = {"loop_over_vec": 4.0, "scaling": 1.5, "mgd_over_hv": 2.0}  # stated for CUDA, K = 24 and K = 1
+CPU_LOOP_OVER_VEC = 1.0  # on the CPU: never slower than the per-D loop, at every K and thread count
+
+
+def vec_methods(args: argparse.Namespace) -> list[tuple[str, str, str]]:
+    """(column, aggregation, layout) of the timed gan-bench steps: every aggregation with the auto layout, and HV
+    with each other layout of ``--layouts``."""
+    out = [(f"vec-{agg}", agg, "auto") for agg in args.aggs if "auto" in args.layouts]
+    return out + [(f"vec-hv@{layout}", "hv", layout) for layout in args.layouts if layout != "auto"]
 
 
 # -- configuration ------------------------------------------------------------------------------------------
@@ -245,10 +260,12 @@ def bench_k(k: int, args: argparse.Namespace, device: torch.device, run_dir: Pat
     check = first_step_check(check_run, loop, args.seed + 1, args.check_tol)
     steps: dict[str, Callable[[], object]] = {LOOP: loop.step}
     solvers: dict[str, str | None] = {LOOP: None}
-    for agg in args.aggs:
+    for method, agg, layout in vec_methods(args):
         cfg = bench_config(k, agg, args)
-        steps[f"vec-{agg}"] = Run(cfg, run_dir).opt.step
-        solvers[f"vec-{agg}"] = str(cfg.aggregation.solver) if agg == "mgd" else None
+        run = Run(cfg, run_dir)
+        run.D.layout = layout  # how the ensemble evaluates its members; parameters and optimizer are untouched
+        steps[method] = run.opt.step
+        solvers[method] = str(cfg.aggregation.solver) if agg == "mgd" else None
     ms = time_interleaved(steps, device, args.warmup, args.iters, args.repeats)
     del check_run, loop, steps
     if device.type == "cuda":
@@ -257,18 +274,27 @@ def bench_k(k: int, args: argparse.Namespace, device: torch.device, run_dir: Pat
 
 
 # -- report --------------------------------------------------------------------------------------------------
-def ratios(timings: list[Timing], ks: list[int]) -> list[dict]:
-    """The ratios the targets are stated in: loop / vectorised HV per K, vectorised K_max / K_min,
-    vectorised MGD / HV per K. ``target`` is the bound, ``sense`` ">=" or "<="."""
+def ratios(timings: list[Timing], ks: list[int], device: torch.device) -> list[dict]:
+    """The ratios the targets are stated in: loop / vectorised HV per K (also for each extra layout),
+    vectorised K_max / K_min, vectorised MGD / HV per K. ``target`` is the bound, ``sense`` ">=" or "<=",
+    ``on`` the device type the target is stated for."""
     ms = {(t.k, t.method): t.ms_per_iter for t in timings}
     out = []
 
-    def add(name: str, k: str, num: tuple[int, str], den: tuple[int, str], target: float | None, sense: str) -> None:
+    def add(name: str, k: str, num: tuple[int, str], den: tuple[int, str], target: float | None, sense: str,
+            on: str = "cuda") -> None:
         if num in ms and den in ms:
-            out.append({"ratio": name, "k": k, "value": ms[num] / ms[den], "target": target, "sense": sense})
+            out.append({"ratio": name, "k": k, "value": ms[num] / ms[den], "target": target, "sense": sense, "on": on})
 
     for k in ks:
-        add("loop / vec-hv", str(k), (k, LOOP), (k, "vec-hv"), TARGETS["loop_over_vec"] if k == 24 else None, ">=")
+        if device.type == "cpu":
+            add("loop / vec-hv", str(k), (k, LOOP), (k, "vec-hv"), CPU_LOOP_OVER_VEC, ">=", "cpu")
+        else:
+            add("loop / vec-hv", str(k), (k, LOOP), (k, "vec-hv"), TARGETS["loop_over_vec"] if k == 24 else None, ">=")
+    extra = sorted({m for _, m in ms if m.startswith("vec-hv@")})
+    for k in ks:
+        for m in extra:
+            add(f"loop / {m}", str(k), (k, LOOP), (k, m), None, ">=")
     lo, hi = min(ks), max(ks)
     if hi != lo:
         for agg in SCALE_AGGS:
@@ -284,7 +310,7 @@ def verdict(r: dict, device: torch.device) -> str:
         return "-"
     met = r["value"] >= r["target"] if r["sense"] == ">=" else r["value"] <= r["target"]
     word = "yes" if met else "no"
-    return word if device.type == "cuda" else f"({word}; CUDA target)"
+    return word if device.type == r["on"] else f"({word}; {r['on'].upper()} target)"
 
 
 def device_name(device: torch.device) -> str:
@@ -309,10 +335,12 @@ def print_report(timings: list[Timing], checks: list[Check], rows: list[dict], a
     console = Console(width=None if sys.stdout.isatty() else 132)
     console.print(f"device: {device_name(device)} | torch {torch.__version__} | batch {args.batch_size} | "
                   f"DCGAN 32x32x3 | warmup {args.warmup}, {args.repeats} x {args.iters} timed iterations")
+    console.print(f"vec-<agg>: the ensemble's layout auto (what training uses) = {resolve_layout('auto', device)} on "
+                  f"{device.type}; vec-hv@<layout>: that layout forced")
     if args.overrides:
         console.print(f"extra overrides: {' '.join(args.overrides)}")
 
-    check_table = Table(title=f"first-step sanity check, vectorised vs loop (tol {args.check_tol:g})")
+    check_table = Table(title=f"first-step sanity check, ensemble (layout auto) vs loop (tol {args.check_tol:g})")
     for col in ("K", "max |dD loss|", "max |dG loss l_k|", "mean D loss", "mean l_k", "ok"):
         check_table.add_column(col, justify="right")
     for c in checks:
@@ -320,7 +348,7 @@ def print_report(timings: list[Timing], checks: list[Check], rows: list[dict], a
                             f"{c.g_loss_mean:.4f}", "yes" if c.passed else "[red]NO[/red]")
     console.print(check_table)
 
-    methods = [LOOP] + [f"vec-{a}" for a in args.aggs]
+    methods = [LOOP] + [m for m, _, _ in vec_methods(args)]
     table = Table(title="ms / iteration (median; spread = (max - min) / median over repeats)")
     table.add_column("K", justify="right")
     for m in methods:
@@ -339,7 +367,8 @@ def print_report(timings: list[Timing], checks: list[Check], rows: list[dict], a
         table.add_row(str(k), *cells)
     console.print(table)
 
-    ratio_table = Table(title="ratios (targets are stated for CUDA)")
+    ratio_table = Table(title=f"ratios (loop / vec-hv >= {CPU_LOOP_OVER_VEC:g} is the CPU's target; the others are "
+                              "stated for CUDA)")
     for col in ("ratio", "K", "value", "target", "met"):
         ratio_table.add_column(col, justify="right")
     for r in rows:
@@ -353,6 +382,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("overrides", nargs="*", help="extra Hydra overrides, e.g. model.discriminator.width=32")
     parser.add_argument("--ks", default="1,8,24", help="numbers of discriminators, comma-separated (default 1,8,24)")
     parser.add_argument("--aggs", default=",".join(AGGS), help=f"vectorised aggregations (default {','.join(AGGS)})")
+    parser.add_argument("--layouts", default="auto", help="ensemble layouts to time, comma-separated, from "
+                        f"{', '.join(LAYOUTS)}: auto for every aggregation (vec-<agg>), the others for hv "
+                        "(vec-hv@<layout>) (default auto)")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", choices=("cpu", "cuda"))
     parser.add_argument("--iters", type=int, default=20, help="iterations per timed repeat (default 20)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed iterations before timing (default 10)")
@@ -371,6 +403,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error(f"--ks must be comma-separated integers, got {args.ks!r}")
     if not args.ks or min(args.ks) < 1:
         parser.error(f"--ks needs at least one number of discriminators >= 1, got {args.ks}")
+    args.layouts = list(dict.fromkeys(a.strip() for a in args.layouts.split(",") if a.strip()))
+    if not args.layouts or set(args.layouts) - set(LAYOUTS):
+        parser.error(f"--layouts: choose from {', '.join(LAYOUTS)}, got {args.layouts}")
     args.aggs = [a.strip() for a in args.aggs.split(",") if a.strip()]
     unknown = [a for a in args.aggs if a not in AGGS]
     if unknown:
@@ -408,14 +443,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             t, c = bench_k(k, args, device, Path(tmp))
             timings += t
             checks.append(c)
-    rows = ratios(timings, args.ks)
+    rows = ratios(timings, args.ks, device)
     print_report(timings, checks, rows, args, device)
     if args.json is not None:
         out = {
             "device": args.device, "device_name": device_name(device), "torch": torch.__version__,
             "python": platform.python_version(),
-            "settings": {"ks": args.ks, "aggs": args.aggs, "batch_size": args.batch_size, "iters": args.iters,
+            "auto_layout": resolve_layout("auto", device),
+            "settings": {"ks": args.ks, "aggs": args.aggs, "layouts": args.layouts, "batch_size": args.batch_size,
+                         "iters": args.iters,
                          "warmup": args.warmup, "repeats": args.repeats, "mgd_solver": args.mgd_solver,
+                         "threads": torch.get_num_threads(),
                          "seed": args.seed, "overrides": list(args.overrides), "model": "dcgan 32x32x3",
                          "dataset": "digits"},
             "timings": [t.__dict__ for t in timings],
