@@ -143,6 +143,7 @@ class TrainConfig:
     on_nan: OnNan = OnNan.stop  # non-finite loss, gradient or parameter: stop (status diverged) or roll back
     max_rollbacks: int = num(3, 0)  # on_nan=rollback: at most this many rollbacks, then stop
     rollback_lr_factor: float = num(1.0, 0, strict=True, high=1.0)  # learning rates times this at each rollback
+    objective: Optional[str] = None  # a result key (e.g. fid, mode_kl) a sweep's job returns: its best value (Optuna)
 
 
 @dataclass
@@ -454,11 +455,34 @@ def _check_combinations(cfg: dict, kind: str) -> None:
     unknown = [m for m in cfg["eval"]["metrics"] if m not in metric_names()]
     if unknown:
         raise ConfigError(f"eval.metrics: unknown metric {unknown[0]!r}; registered: {', '.join(metric_names())}")
+    objective = cfg["train"].get("objective")
+    if objective:
+        from gan_bench.metrics import METRICS
+
+        keys = [k for m in cfg["eval"]["metrics"] if m in METRICS for k in METRICS[m]]
+        if objective not in keys:
+            raise ConfigError(f"train.objective={objective} is not a result of eval.metrics={cfg['eval']['metrics']}; "
+                              f"choose one of: {', '.join(keys) or '(add eval.metrics first)'}")
     wrong = [m for m in cfg["eval"]["metrics"] if m not in metric_names(kind)]
     if wrong:
         data = "images" if kind == "image" else "2-D points"
         raise ConfigError(f"eval.metrics: {wrong[0]} does not apply to dataset={ds['name']} ({data}); its metrics: "
                           f"{', '.join(metric_names(kind))}")
+    _check_stacked(ds, cfg["eval"]["metrics"], kind)
+
+
+def _check_stacked(ds: dict, metrics: list[str], kind: str) -> None:
+    """Stacked MNIST's digits are its channels: 3 of them, at MNIST's 28 px or more (smaller loses the digits the
+    modes are read from); the modes_stacked metric reads one digit per channel of 3-channel images."""
+    if ds["name"] == "stacked_mnist" and ds["channels"] != 3:
+        raise ConfigError(f"dataset.channels={ds['channels']} does not apply to dataset=stacked_mnist: its R, G and B "
+                          "channels are three digits (use dataset.channels=3)")
+    if ds["name"] == "stacked_mnist" and ds["resolution"] < 28:
+        raise ConfigError(f"dataset.resolution={ds['resolution']} is not supported for dataset=stacked_mnist: its "
+                          "digits are 28 px (use 28, 32, 64 or more)")
+    if "modes_stacked" in metrics and kind == "image" and ds["channels"] != 3:
+        raise ConfigError(f"eval.metrics: modes_stacked reads one digit per channel of 3-channel images "
+                          f"(dataset=stacked_mnist), not dataset={ds['name']} with dataset.channels={ds['channels']}")
 
 
 def data_shape(dataset: dict) -> tuple[int, ...]:

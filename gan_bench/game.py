@@ -24,6 +24,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from gan_bench import distributed
 from gan_bench.aggregation import Aggregation, GeneratorRoute
 from gan_bench.errors import ConfigError
 from gan_bench.losses import GANLoss, d_accuracy
@@ -82,14 +83,15 @@ class GANGame(FiniteSumGame):
         return self._params[name]
 
     def sample(self) -> Sample:
-        B = self.batch_size
+        """The global batch's random draws, as one process would make them; this rank keeps its slice."""
+        B, part = self.batch_size, distributed.my_slice(self.batch_size)
         if self.data.streaming:
-            real = self.data.next_batch(self.device)
+            real = self.data.next_batch(self.device)[part]
         else:
             idx = self.data.sample_indices(B)
             flip = torch.rand(B, device=self.device) < 0.5 if self.data.flip else None
-            real = self.data.get(idx, flip)
-        z = torch.randn(B, self.z_dim, device=self.device)
+            real = self.data.get(idx[part], None if flip is None else flip[part])
+        z = torch.randn(B, self.z_dim, device=self.device)[part]
         return Sample(real, z, int(torch.randint(2**62, (1,)).item()))
 
     def grad(self, names: Sequence[str], sample: Sample) -> Grads:
@@ -103,6 +105,8 @@ class GANGame(FiniteSumGame):
                 out["D"] = self.d_phase(f, keep_graph="G" in names)
             if "G" in names:
                 out["G"] = self.g_phase(f)
+        for grads in out.values():  # data-parallel: every update rule receives the global gradient
+            distributed.mean_(grads)
         return out
 
     # -- the phases -----------------------------------------------------------------------------------------------
@@ -135,7 +139,7 @@ class GANGame(FiniteSumGame):
             loss = loss + self.stab.penalties["D"]()
         grads = list(torch.autograd.grad(loss, self._params["D"], retain_graph=keep_graph))
         self.watch(loss, grads)
-        self.last["d/loss"] = losses.detach()
+        self.last["d/loss"] = distributed.mean(losses) if self.record else losses.detach()
         if self.record:  # per-discriminator gradient norms: the stacked parameters carry D_k in slice k
             self.last["grad_norm/D"] = torch.stack([g.detach().flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
             acc_r, acc_f = d_accuracy(f.real_out.logits.detach(), f.fake_out.logits.detach())
@@ -148,7 +152,7 @@ class GANGame(FiniteSumGame):
         losses = self.loss.g(fake_out.logits)
         for term in self.stab.g_terms:  # feature matching
             losses = term(self, losses, f.real_out, fake_out)
-        self.last["g/l_k"] = losses.detach()
+        self.last["g/l_k"] = distributed.mean(losses) if self.record else losses.detach()
         penalty = self.stab.penalties["G"]() if "G" in self.stab.penalties else None  # historical averaging
         route = GeneratorRoute(f.fake, f.views, list(self.G.parameters()))
         grads, logs = self.agg.generator_grads(losses, self._params["G"], penalty, route)
@@ -211,10 +215,12 @@ class DataNoiseSum(FiniteSum):
     def sample(self) -> Sample:
         """A stochastic term of the sum: a minibatch of examples and, independently, of the noise set's vectors."""
         game, B = self.game, self.game.batch_size
+        part = distributed.my_slice(B)
         idx = game.data.sample_indices(B)
         flip = torch.rand(B, device=game.device) < 0.5 if game.data.flip else None
         z = self.noise[torch.randint(len(self.noise), (B,), device=game.device)]
-        return Sample(game.data.get(idx, flip), z, int(torch.randint(2**62, (1,)).item()))
+        real = game.data.get(idx[part], None if flip is None else flip[part])
+        return Sample(real, z[part], int(torch.randint(2**62, (1,)).item()))
 
     def mean_grad(self, names: Sequence[str]) -> Grads:
         game, n, N = self.game, len(self.noise), len(self.game.data)
@@ -222,8 +228,9 @@ class DataNoiseSum(FiniteSum):
         with game.quiet():
             for i, start in enumerate(range(0, N, game.batch_size)):
                 idx = torch.arange(start, min(start + game.batch_size, N), device=game.device)
-                g = game.grad(names, Sample(game.data.get(idx), self.noise[idx % n], seed=i))
                 w = len(idx) / N
+                idx = idx[distributed.my_slice(len(idx))]  # the ranks share each minibatch
+                g = game.grad(names, Sample(game.data.get(idx), self.noise[idx % n], seed=i))
                 if total is None:
                     total = {k: [w * t for t in v] for k, v in g.items()}
                 else:

@@ -1,8 +1,9 @@
 """What keeps a long run trustworthy: signals end it cleanly, and a diverged state never reaches a checkpoint.
 
-* :class:`SignalGuard`: SIGTERM (SLURM, Kubernetes, ``timeout``) and SIGINT (Ctrl-C) only set a flag; the loop
-  finishes the current step, writes a checkpoint at that iteration, records the status and exits with 143 / 130. A
-  second Ctrl-C stops at once.
+* :class:`SignalGuard`: SIGTERM (SLURM, Kubernetes, ``timeout``), SIGINT (Ctrl-C) and SIGUSR2 (what SLURM sends
+  before a time limit or preemption, with submitit's requeue handler) only set a flag; the loop finishes the current
+  step, writes a checkpoint at that iteration, records the status, hands the signal to the handler that was there
+  before (submitit requeues the job) and exits with 128 + the signal number. A second Ctrl-C stops at once.
 * Divergence: the game ANDs a device-side flag with the finiteness of every loss and gradient it computes (no host
   synchronisation per step); :func:`healthy` reads it, and checks every parameter, at each log, sample, evaluation
   and checkpoint boundary — always before anything is written. ``train.on_nan=stop`` ends the run (status
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from gan_bench.run import Run
 
 SIGNAL_NAMES = {signal.SIGTERM: "SIGTERM", signal.SIGINT: "SIGINT"}
+if hasattr(signal, "SIGUSR2"):
+    SIGNAL_NAMES[signal.SIGUSR2] = "SIGUSR2"
 
 
 class Interrupted(Exception):
@@ -43,6 +46,12 @@ class SignalGuard:
     def __init__(self) -> None:
         self.signum: int | None = None
         self._old: dict[int, object] = {}
+
+    def pass_on(self, signum: int) -> None:
+        """Call the handler that was installed before ours (e.g. submitit's checkpoint-and-requeue), if any."""
+        previous = self._old.get(signum)
+        if callable(previous):
+            previous(signum, None)
 
     def _handle(self, signum: int, frame: object) -> None:
         if self.signum is not None and signum == signal.SIGINT:

@@ -176,12 +176,50 @@ def train_command(args: list[str]) -> int:
         return 0
     if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args):  # Hydra's own inspection flags: Hydra answers
         return _hydra(args)
+    from gan_bench import distributed
+
     resume = parse_resume(_value(args, "resume"))
+    if distributed.launched() and resume is None:
+        return distributed_command(args)
     if resume is not None:
         return resume_command(resume, args)
     if "-m" in args or "--multirun" in args:
         return sweep_command(args)
     return single_command(args)
+
+
+def distributed_command(args: list[str]) -> int:
+    """One run over the processes torchrun started: rank 0 checks, launches Hydra and writes; the other ranks train
+    the same config in the same folder and write nothing."""
+    from gan_bench import distributed
+    from gan_bench.config import check_config
+
+    if "-m" in args or "--multirun" in args:
+        raise ConfigError("under torchrun gan-bench trains one run; for a sweep of data-parallel runs, launch torchrun "
+                          "once per job (e.g. in each SLURM job of hydra/launcher=slurm)")
+    cfg = compose_config(args, return_hydra_config=True)
+    distributed.setup(str(cfg.train.device))
+    job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
+    run_dir, error = None, None
+    if distributed.is_main():
+        try:
+            check_config(job)
+            run_dir = resolved_run_dir(cfg)
+            if holds_run(run_dir):
+                raise ConfigError(f"{run_dir} already holds a run; continue it with resume={run_dir} — nothing was "
+                                  "written")
+            _LAUNCH["created"] = not run_dir.exists()
+        except GanBenchError as err:
+            error = str(err)
+    error, run_dir = distributed.broadcast((error, None if run_dir is None else str(run_dir)))
+    if error:
+        if distributed.is_main():
+            raise ConfigError(error)
+        return 2
+    if distributed.is_main():
+        return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={run_dir}"])
+    check_config(job)
+    return _train_job(job, Path(run_dir), None, sweep=False)[0]
 
 
 def single_command(args: list[str]) -> int:
@@ -210,16 +248,35 @@ def _preload(cfg: DictConfig) -> None:
 
 
 def sweep_command(args: list[str]) -> int:
-    """Every job runs; failed ones are collected by the task and reported at the end (exit 1)."""
+    """Every job runs (in this process or, with a launcher, elsewhere); at the end the jobs' status files say which
+    failed, and the command exits 1 naming them. Relaunching the same command continues its unfinished jobs."""
     _LAUNCH["failures"] = []
-    code = _hydra(args)
-    failures = _LAUNCH["failures"]
+    hydra_only = [a for a in args if a.lstrip("+").startswith(("hydra.", "hydra/")) and "," not in a]
+    sweep_dir = Path(str(compose_config(hydra_only, return_hydra_config=True).hydra.sweep.dir)).expanduser()
+    code = _hydra([*_without(args, "hydra.sweep.dir"), f"hydra.sweep.dir={sweep_dir}"])
+    failures = dict(_LAUNCH["failures"])
+    failures.update(_failed_jobs(sweep_dir))
     if failures:
         print(f"gan-bench: {len(failures)} job(s) of the sweep failed:", file=sys.stderr)
-        for run_dir, why in failures:
+        for run_dir, why in sorted(failures.items()):
             print(f"  {run_dir}: {why}", file=sys.stderr)
         return 1
     return code
+
+
+def _failed_jobs(sweep_dir: Path) -> dict[str, str]:
+    """The jobs of a sweep folder whose status.json says they did not finish: folder -> reason."""
+    import json
+
+    out = {}
+    for status in sorted(sweep_dir.glob("*/status.json")):
+        try:
+            record = json.loads(status.read_text())
+        except ValueError:
+            continue
+        if record.get("state") in ("failed", "diverged", "interrupted"):
+            out[str(status.parent)] = f"{record['state']}: {record.get('reason')}"
+    return out
 
 
 def resume_command(resume: str, args: list[str]) -> int:
@@ -240,10 +297,13 @@ def resume_command(resume: str, args: list[str]) -> int:
         key = o.lstrip("+").split("=", 1)[0]
         OmegaConf.update(cfg, key, OmegaConf.select(OmegaConf.from_dotlist([o.lstrip("+")]), key), force_add=True)
     cfg.resume = "true"
+    from gan_bench import distributed
+
+    distributed.setup(str(cfg.train.device))
     check_config(cfg)
-    _log_to(run_dir / "train.log")
-    code = _train_job(cfg, run_dir, state, sweep=False)
-    return code
+    if distributed.is_main():
+        _log_to(run_dir / "train.log")
+    return _train_job(cfg, run_dir, state, sweep=False)[0]
 
 
 def _resumable_list() -> list[str]:
@@ -275,6 +335,10 @@ def _log_to(path: Path) -> None:
 
 
 def _done(out: dict, run_dir: Path) -> None:
+    from gan_bench import distributed
+
+    if not distributed.is_main():
+        return
     print(f"[gan-bench] done: {out['iterations']} iterations in {out['wall_clock_s']:.1f} s "
           f"({out['iterations_per_s']:.1f} it/s); results in {run_dir} (metrics.json, samples/, checkpoints/)",
           flush=True)
@@ -294,36 +358,104 @@ def _hydra(args: list[str]) -> int:
 
 
 def _task(cfg: DictConfig) -> Any:
-    """One job of Hydra: train in the folder Hydra made."""
+    """One job of Hydra: train in the folder Hydra made. In a sweep, a job whose folder already holds its unfinished
+    run (a requeued or relaunched job) continues it, a finished one is not run again; the job returns
+    ``train.objective`` to the sweeper (Optuna), NaN when it failed."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
 
     hc = HydraConfig.get()
-    code = _train_job(cfg, Path(hc.runtime.output_dir), None, sweep=hc.mode == RunMode.MULTIRUN)
+    run_dir, sweep = Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN
+    _set_threads(hc)
+    state, metrics = (_relaunched(cfg, run_dir) if sweep else (None, None))
+    code = 0
+    if metrics is None:
+        code, metrics = _train_job(cfg, run_dir, state, sweep=sweep)
     if code:
         sys.exit(code)
+    return objective(cfg, metrics)
 
 
-def _train_job(cfg: DictConfig, run_dir: Path, state: dict | None, sweep: bool) -> int:
+def _set_threads(hc: Any) -> None:
+    """Parallel jobs on one machine (the joblib launcher): each gets cores / jobs threads, unless OMP_NUM_THREADS
+    says otherwise."""
+    import os
+
+    launcher = str(OmegaConf.select(hc, "launcher._target_") or "")
+    if "Joblib" not in launcher or os.environ.get("OMP_NUM_THREADS"):
+        return
+    import torch
+
+    jobs = int(OmegaConf.select(hc, "launcher.n_jobs") or 1)
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(max(1, cores // (cores if jobs < 1 else jobs)))
+
+
+def _relaunched(cfg: DictConfig, run_dir: Path) -> tuple[dict | None, dict | None]:
+    """A sweep job whose folder already holds a run: (its checkpoint, None) to continue an unfinished run of this
+    very config; (None, its metrics) for a finished one; a ConfigError for a different run (nothing is touched)."""
+    import json
+
+    from gan_bench.checkpoint import config_changes, load_checkpoint, resumable
+    from gan_bench.config import plain
+
+    if not (run_dir / "checkpoints" / "last.pt").is_file():
+        return None, None
+    state = load_checkpoint(run_dir)
+    differs = [k for k, _, _ in config_changes(state["config"], plain(cfg)) if not resumable(k)]
+    if differs:
+        raise ConfigError(f"{run_dir} holds a different run ({differs[0]} differs from this job's config); nothing "
+                          "was overwritten")
+    status = run_dir / "status.json"
+    finished = status.is_file() and json.loads(status.read_text()).get("state") == "finished"
+    if finished and (run_dir / "metrics.json").is_file():
+        print(f"[gan-bench] {run_dir} already finished: not run again", flush=True)
+        return None, json.loads((run_dir / "metrics.json").read_text())
+    print(f"[gan-bench] {run_dir} holds this job's unfinished run: continuing it", flush=True)
+    return state, None
+
+
+def objective(cfg: DictConfig, metrics: dict | None) -> float | None:
+    """``train.objective`` of a finished job: the best value of that result over its evaluations (lowest for FID-like
+    metrics, highest for IS-like ones, the last one otherwise). A job that failed or has no value gets the worst
+    value for the sweeper's direction (Optuna takes no NaN): +inf when minimising, -inf when maximising."""
+    name = cfg.train.get("objective")
+    if not name:
+        return None
+    from hydra.core.hydra_config import HydraConfig
+
+    from gan_bench.report.tables import direction
+
+    values = [e[name] for e in (metrics or {}).get("eval", []) if isinstance(e.get(name), (int, float))]
+    if not values:
+        goal = str(OmegaConf.select(HydraConfig.get(), "sweeper.direction") or "minimize")
+        return float("-inf") if "max" in goal else float("inf")
+    sign = direction(name)
+    return min(values) if sign < 0 else max(values) if sign > 0 else values[-1]
+
+
+def _train_job(cfg: DictConfig, run_dir: Path, state: dict | None, sweep: bool) -> tuple[int, dict | None]:
     """Train; every way it can end is one line and an exit code: 0 done, 2 bad input, 3 diverged, 128 + signal number
-    when a signal stopped it (a sweep stops too). In a sweep a failed job is recorded and the others go on."""
+    when a signal stopped it (a sweep stops too). In a sweep a failed job is recorded and the others go on.
+    Returns (exit code, metrics.json's content or None)."""
     from gan_bench import guard
     from gan_bench.train import train
 
     try:
-        _done(train(cfg, run_dir, state=state), run_dir)
-        return 0
+        metrics = train(cfg, run_dir, state=state)
+        _done(metrics, run_dir)
+        return 0, metrics
     except guard.Interrupted as err:
         print(f"gan-bench: {err}", file=sys.stderr)
-        return 128 + err.signum
+        return 128 + err.signum, None
     except KeyboardInterrupt:
         print("gan-bench: stopped by a second Ctrl-C in the middle of a step; continue from the last checkpoint "
               f"with: gan-bench train resume={run_dir}", file=sys.stderr)
-        return 130
+        return 130, None
     except Exception as err:  # bad input (GanBenchError), divergence, or a bug: one line; a bug's traceback in a sweep
         if not isinstance(err, GanBenchError) and not sweep:
             raise
-        return _failed(err, run_dir, sweep)
+        return _failed(err, run_dir, sweep), None
 
 
 def _failed(err: BaseException, run_dir: Path, sweep: bool) -> int:

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
+from gan_bench import distributed
 from gan_bench.checkpoint import check_resumable, rng_state, set_rng_state
 from gan_bench.config import check_config, instantiate, plain
 from gan_bench.data import load_dataset
@@ -21,8 +22,11 @@ from gan_bench.stabilizers import Stabilizers
 
 
 def pick_device(name: str) -> torch.device:
+    name = str(name)
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device=cuda but no CUDA device is available; use train.device=auto or cpu")
+    if distributed.device_for(name) is not None:  # torchrun: this rank's GPU
+        return distributed.device_for(name)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(str(name))
@@ -55,6 +59,7 @@ class Run:
         self.data = load_dataset(cfg.dataset, batch_size=cfg.train.batch_size)
         if not self.data.streaming:
             self.data.to(self.device)
+        distributed.check_batch(cfg.train.batch_size)
         if cfg.train.batch_size > len(self.data):
             raise ConfigError(f"train.batch_size={cfg.train.batch_size} is larger than dataset={cfg.dataset.name} "
                               f"({len(self.data)} examples)")
@@ -77,7 +82,7 @@ class Run:
 
     def _build_players(self) -> None:
         cfg, shape = self.cfg, self.data.shape
-        self.G = build_generator(cfg, shape).to(self.device)
+        self.G = distributed.prepare_models(cfg, build_generator(cfg, shape), self.device).to(self.device)
         self.D = build_discriminators(cfg, shape).to(self.device)
         self.agg = instantiate(cfg.aggregation, "aggregation", k=cfg.discriminators.count).to(self.device)
 
@@ -101,6 +106,7 @@ class Run:
             "params_G": sum(p.numel() for p in self.G.parameters()), "params_D_total": d_params,
             "params_D_each": d_params // k, "discriminators": k, "device": str(self.device),
             "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
+            "world_size": distributed.world_size(), "devices": distributed.devices(self.device),
         }
 
     # -- checkpoints -------------------------------------------------------------------------------------------

@@ -33,15 +33,23 @@ def scalars(stats: dict[str, torch.Tensor]) -> dict[str, float]:
     return out
 
 
+class _NoWriter:
+    """Stands in for TensorBoard's writer where nothing is to be written (a data-parallel run's other ranks)."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda *args, **kwargs: None
+
+
 class RunLogger:
-    def __init__(self, run_dir: Path, total: int, start: int, progress: str, log_every: int):
+    def __init__(self, run_dir: Path, total: int, start: int, progress: str, log_every: int, enabled: bool = True):
         from torch.utils.tensorboard import SummaryWriter
 
         self.run_dir = run_dir
         # purge_step drops events written after the checkpoint we resume from (e.g. before a kill)
-        self.tb = SummaryWriter(log_dir=str(run_dir), purge_step=start if start > 0 else None)
+        purge = start if start > 0 else None
+        self.tb = SummaryWriter(log_dir=str(run_dir), purge_step=purge) if enabled else _NoWriter()
         self.total, self.log_every = total, log_every
-        mode = progress
+        mode = progress if enabled else "off"
         if mode == "auto":
             mode = "bar" if sys.stdout.isatty() else "lines"
         self.mode = mode
@@ -60,6 +68,8 @@ class RunLogger:
         """Continue from ``iteration`` after a rollback: later events already written are dropped from view."""
         from torch.utils.tensorboard import SummaryWriter
 
+        if isinstance(self.tb, _NoWriter):
+            return
         self.tb.close()
         self.tb = SummaryWriter(log_dir=str(self.run_dir), purge_step=iteration)
         self._t0, self._it0 = time.perf_counter(), iteration

@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from gan_bench import faults, guard
+from gan_bench import distributed, faults, guard
 from gan_bench.checkpoint import load_checkpoint, save_checkpoint
 from gan_bench.config import plain
 from gan_bench.cost import count_flops, peak_memory_mb
@@ -63,7 +63,8 @@ def build_evaluator(run: Run):
                      batch_size=cfg.eval.batch_size, device=run.device, cache_dir=cache, split=str(cfg.eval.split),
                      inception_weights=cfg.eval.inception_weights, classifier_path=cfg.eval.classifier,
                      classifier_layer=str(cfg.eval.classifier_layer), mode_centres=centres,
-                     mode_std=cfg.dataset.get("std"), modes_min_count=cfg.eval.modes_min_count)
+                     mode_std=cfg.dataset.get("std"), modes_min_count=cfg.eval.modes_min_count,
+                     part=distributed.my_slice, gather=distributed.gather_rows)
 
 
 def record_metrics(run: Run, evaluator: Any, logger: RunLogger | None, save_best: bool = True) -> list[dict]:
@@ -74,8 +75,9 @@ def record_metrics(run: Run, evaluator: Any, logger: RunLogger | None, save_best
             continue
         gen = torch.Generator(device=run.device).manual_seed(run.cfg.train.seed + 20_000)
 
-        def sample_fn(n: int, _w=which, _g=gen) -> torch.Tensor:
-            return run.samples(_w, torch.randn(n, run.cfg.model.z_dim, device=run.device, generator=_g))
+        def sample_fn(n: int, _w=which, _g=gen) -> torch.Tensor:  # data-parallel: this rank's part of the n samples
+            z = torch.randn(n, run.cfg.model.z_dim, device=run.device, generator=_g)[distributed.my_slice(n)]
+            return run.samples(_w, z)
 
         values = evaluator(sample_fn)
         entry = {"iteration": run.iteration, "wall_clock_s": run.elapsed, "generator": which, **values}
@@ -90,7 +92,7 @@ def record_metrics(run: Run, evaluator: Any, logger: RunLogger | None, save_best
                 run.best[key] = {"value": v, "iteration": run.iteration, "wall_clock_s": run.elapsed,
                                  "generator": which}
                 improved |= key == ("fid" if "fid" in values else "fid_classifier")
-    if save_best and improved:  # once, after every generator's entry is in the history
+    if save_best and improved and distributed.is_main():  # once, after every generator's entry is in the history
         save_checkpoint(run.run_dir / "checkpoints" / "best.pt", run.state_dict())
     if logger is not None:
         logger.text("eval/protocol", str(evaluator.protocol), run.iteration)
@@ -174,10 +176,10 @@ def _prepare(cfg: DictConfig, run_dir: Path, state: dict | None) -> Run:
     before anything is built). Temporary files that a killed write left behind are removed first."""
     ckpt = run_dir / "checkpoints" / "last.pt"
     resume = parse_resume(cfg.resume)
-    if resume is None and ckpt.exists():
+    if resume is None and state is None and ckpt.exists():
         raise ConfigError(f"{run_dir} already holds a run ({ckpt}); continue it with resume=true or choose another "
                           "hydra.run.dir — nothing was overwritten")
-    for folder in (run_dir, run_dir / "checkpoints"):
+    for folder in (run_dir, run_dir / "checkpoints") if distributed.is_main() else ():
         for stale in remove_stale_temporaries(folder):
             log.info("removed %s, left by an interrupted write", stale)
     sd = state
@@ -198,13 +200,16 @@ class Loop:
         self.run, self.run_dir, self.t = run, run_dir, t
         self.ckpt = run_dir / "checkpoints" / "last.pt"
         self.ckpt_iteration: int | None = run.iteration if self.ckpt.exists() else None
+        self.main = distributed.is_main()  # data-parallel: rank 0 alone writes
         self.evaluator = build_evaluator(run)
-        self.logger = RunLogger(run_dir, t.iterations, run.iteration, str(t.progress), t.log_every)
+        self.logger = RunLogger(run_dir, t.iterations, run.iteration, str(t.progress), t.log_every, enabled=self.main)
         self.real_points = run.data.x if run.data.kind == "points" else None
         self.last: dict[str, float] = {}
         self.initial = guard.snapshot(run) if t.on_nan == "rollback" and self.ckpt_iteration is None else None
 
     def status(self, state: str, reason: str | None = None) -> None:
+        if not self.main:
+            return
         write_status(self.run_dir, state, iteration=self.run.iteration, iterations=self.t.iterations, reason=reason,
                      checkpoint_iteration=self.ckpt_iteration)
 
@@ -216,8 +221,9 @@ class Loop:
                 while run.iteration < t.iterations:
                     info = _step(run)
                     faults.inject_nan(run.G, run.iteration)
+                    signals.signum = distributed.first_signal(signals.signum, run.device)  # all ranks stop together
                     if signals.signum is not None:
-                        self.interrupt(signals.signum)
+                        self.interrupt(signals)
                     if _boundary(run) and self.check_health():
                         self.boundary(info)
             except (KeyboardInterrupt, guard.Interrupted):
@@ -234,30 +240,32 @@ class Loop:
         values = _log_values(run, info) if _due(run, t.log_every) else None
         self.last = values or self.last
         self.logger.step(it, values)
-        if _due(run, t.sample_every):
+        if _due(run, t.sample_every) and self.main:
             save_samples(run.samples("raw", run.fixed_z), self.run_dir / "samples" / f"iter_{it:07d}.png",
                          self.logger.tb, it, self.real_points)
         if _eval_due(run, self.evaluator):
-            record_metrics(run, self.evaluator, self.logger)
+            record_metrics(run, self.evaluator, self.logger if self.main else None)
         if _due(run, t.checkpoint_every):
             self.checkpoint()
 
     def checkpoint(self) -> None:
         """Checkpoint, metrics.json and status; only ever called on a healthy state."""
         _update_cost(self.run)
-        try:
-            save_checkpoint(self.ckpt, self.run.state_dict())
-        except WriteError as err:
-            kept = (f"the previous checkpoint at iteration {self.ckpt_iteration} is intact"
-                    if self.ckpt_iteration is not None else "no checkpoint had been written before")
-            raise WriteError(f"{err}; {kept}") from None
+        if self.main:
+            try:
+                save_checkpoint(self.ckpt, self.run.state_dict())
+            except WriteError as err:
+                kept = (f"the previous checkpoint at iteration {self.ckpt_iteration} is intact"
+                        if self.ckpt_iteration is not None else "no checkpoint had been written before")
+                raise WriteError(f"{err}; {kept}") from None
+            write_metrics(self.run, self.last, self.evaluator)
+        distributed.barrier()  # the other ranks read this checkpoint in a rollback
         self.ckpt_iteration = self.run.iteration
-        write_metrics(self.run, self.last, self.evaluator)
         self.status("running")
 
     def check_health(self) -> bool:
-        """True if the state is finite. Otherwise stop (diverged) or roll back, and return False."""
-        if guard.healthy(self.run):
+        """True if the state is finite (on every rank). Otherwise stop (diverged) or roll back, and return False."""
+        if distributed.all_true(guard.healthy(self.run), self.run.device):
             return True
         it, t = self.run.iteration, self.t
         where = (f"the last good checkpoint is at iteration {self.ckpt_iteration}" if self.ckpt_iteration is not None
@@ -288,19 +296,24 @@ class Loop:
                     run.iteration, seed, len(run.rollbacks), self.t.max_rollbacks)
         self.status("running", f"rolled back after: {reason}")
 
-    def interrupt(self, signum: int) -> None:
-        """A signal: checkpoint at this iteration (if the state is healthy), record it, tell how to resume."""
+    def interrupt(self, signals: guard.SignalGuard) -> None:
+        """A signal: checkpoint at this iteration (if the state is healthy), record it, pass the signal on to the
+        handler that was there before (a launcher's requeue), tell how to resume."""
+        signum = signals.signum
         name = guard.SIGNAL_NAMES.get(signum, f"signal {signum}")
-        if guard.healthy(self.run):
+        if distributed.all_true(guard.healthy(self.run), self.run.device):
             self.checkpoint()
         reason = f"{name} at iteration {self.run.iteration}"
         self.status("interrupted", reason)
         self.logger.close()
         hint = (f"checkpoint at iteration {self.ckpt_iteration}; continue with: gan-bench train resume={self.run_dir}"
                 if self.ckpt_iteration is not None else "no checkpoint had been written yet")
+        signals.pass_on(signum)
         raise guard.Interrupted(signum, f"interrupted by {reason}; {hint}")
 
     def fail(self, err: BaseException) -> None:
+        if not self.main:
+            return
         try:
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
             self.status("failed", f"{type(err).__name__}: {first}")
@@ -313,11 +326,12 @@ class Loop:
         for k, v in run.cost.items():
             if isinstance(v, (int, float)):
                 self.logger.tb.add_scalar(f"cost/{k}", v, run.iteration)
-        metrics = json.loads((self.run_dir / "metrics.json").read_text())
-        log_run_hparams(self.logger.tb, self.run_dir, metrics, status="finished", step=run.iteration)
+        metrics = json.loads((self.run_dir / "metrics.json").read_text()) if self.main else None
+        if self.main:
+            log_run_hparams(self.logger.tb, self.run_dir, metrics, status="finished", step=run.iteration)
         self.logger.close()
         self.status("finished")
-        return metrics
+        return distributed.broadcast(metrics)
 
 
 def train(cfg: DictConfig, run_dir: Path, state: dict | None = None) -> dict:
@@ -329,7 +343,8 @@ def train(cfg: DictConfig, run_dir: Path, state: dict | None = None) -> dict:
     try:
         loop = Loop(run, run_dir)
     except Exception as err:
-        write_status(run_dir, "failed", iteration=run.iteration, iterations=cfg.train.iterations,
-                     reason=f"{type(err).__name__}: {err}")
+        if distributed.is_main():
+            write_status(run_dir, "failed", iteration=run.iteration, iterations=cfg.train.iterations,
+                         reason=f"{type(err).__name__}: {err}")
         raise
     return loop.train()

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from test_train import POINTS, _assert_same, _weights
 
 from conftest import REPO, cli
+from test_train import POINTS, _assert_same, _weights
 
 RING = ["dataset=ring8", "model=mlp", *POINTS]
 

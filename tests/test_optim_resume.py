@@ -6,10 +6,10 @@ import io
 
 import pytest
 import torch
-from test_optim_games import optimizer_node
 
 from gan_bench.optim import GameOptimizerConfigError, ParamAverage, build_game_optimizer
 from gan_bench.optim.toy_games import StochasticBilinearGame
+from test_optim_games import optimizer_node
 
 N, M = 7, 6  # not multiples of the Lookahead periods, so syncs fall on both sides of the cut
 

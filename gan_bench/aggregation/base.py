@@ -13,6 +13,7 @@ from typing import Sequence
 import torch
 from torch import Tensor, nn
 
+from gan_bench import distributed
 from gan_bench.errors import ConfigError
 from gan_bench.registry import Registry
 
@@ -52,10 +53,26 @@ class Aggregation(nn.Module):
                         route: "GeneratorRoute") -> tuple[list[Tensor], Logs]:
         """The gradient of the aggregated loss (plus ``penalty``, a scalar on the generator's parameters) with respect
         to ``params`` (the generator's, then the aggregation's own)."""
+        if distributed.active():
+            return self._global_grads(losses, params, penalty, route)
         loss, logs = self.loss(losses)
         if penalty is not None:
             loss = loss + penalty
         return list(torch.autograd.grad(loss, list(params))), logs
+
+    def _global_grads(self, losses: Tensor, params: Sequence[Tensor], penalty: Tensor | None,
+                      route: "GeneratorRoute") -> tuple[list[Tensor], Logs]:
+        """Data-parallel: the weights the aggregation puts on each l_k come from the GLOBAL losses (the ranks' average).
+        With ``c = dL/dl`` there, this rank differentiates ``sum_k c_k l_k`` (+ penalty); once the game has averaged
+        the ranks' gradients, that is the one-process gradient of the aggregated loss."""
+        g_params = route.generator_params
+        leaf = distributed.mean(losses).requires_grad_(True)
+        loss, logs = self.loss(leaf)
+        own = list(params)[len(g_params):]  # the aggregation's own parameters (GMAN*'s lambda)
+        coef, *own_grads = torch.autograd.grad(loss, [leaf, *own], allow_unused=True)
+        surrogate = (coef.detach() * losses).sum() + (penalty if penalty is not None else 0.0)
+        grads = list(torch.autograd.grad(surrogate, g_params))
+        return grads + [g if g is not None else torch.zeros_like(p) for g, p in zip(own_grads, own)], logs
 
 
 class GeneratorRoute:

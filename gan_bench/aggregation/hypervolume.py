@@ -17,9 +17,10 @@ class Hypervolume(Aggregation):
     losses and is a constant for autograd; the ``max(., eps)`` keeps ``eta > l_k`` also when losses are zero or negative
     (hinge / Wasserstein), where ``delta * max_k l_k`` would lie at or below the largest loss.
 
-    ``normalized=True`` is HV as the authors trained it (hGAN's ``train_loop.py``): the loss divided by the detached
-    ``sum_j 1/(eta - l_j)``, so the weights on the ``grad l_k`` sum to 1 (the paper's slide formula,
-    ``normalized=False``, is larger by that factor, which matters with SGD and changes Adam's dynamics). Logs: ``eta``
+    ``normalized=True`` divides the loss by the detached ``sum_j 1/(eta - l_j)``, so the weights on the ``grad l_k``
+    sum to 1, as one version of the authors' code does (hGAN ``cifar10/hGAN/train_loop.py`` at ae54bdd); their MNIST
+    and 64x64 CIFAR-10 loops (``mnist/hGAN``, ``cifar10_64/hGAN``) and the paper's formula do not
+    (``normalized=False``, larger by that factor, which matters with SGD and changes Adam's dynamics). Logs: ``eta``
     and the normalised weights."""
 
     def __init__(self, delta: float = 1.5, eps: float = 1e-6, normalized: bool = False, k: int | None = None) -> None:

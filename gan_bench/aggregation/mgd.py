@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from gan_bench import distributed
 from gan_bench.aggregation.base import AGGREGATIONS, Aggregation, GeneratorRoute, Logs
 from gan_bench.errors import ConfigError
 from gan_bench.registry import choice
@@ -74,6 +75,7 @@ class MultipleGradientDescent(Aggregation):
             rows = batched_vjp_rows(route.images, cotangents, g_params)  # [K, P]
         else:
             rows = per_loss_grads(losses, g_params)
+        distributed.mean_([rows])  # data-parallel: the min-norm point of the GLOBAL per-D gradients
         direction, logs = self.combine(rows)
         grads = [g.view_as(p) for g, p in zip(torch.split(direction, [p.numel() for p in g_params]), g_params)]
         if penalty is not None:

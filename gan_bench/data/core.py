@@ -29,7 +29,7 @@ def _grid25(scale: float) -> torch.Tensor:
 #: the 2-D Gaussian mixtures: name -> mode centres as a function of the scale
 MIXTURES = {"ring8": _ring8, "grid25": _grid25}
 IMAGE_DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar10_64", "svhn", "stl10", "celeba",
-                  "image_folder")
+                  "image_folder", "stacked_mnist")
 DatasetName = choice("DatasetName", IMAGE_DATASETS + tuple(MIXTURES))
 
 

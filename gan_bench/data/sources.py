@@ -59,6 +59,10 @@ def load_uint8(cfg: Any, split: str) -> tuple[torch.Tensor, torch.Tensor | None,
     name = cfg.name
     if name == "digits":
         return (*_digits(split), [])
+    if name == "stacked_mnist":  # three MNIST digits per image, read from MNIST's own sources
+        from gan_bench.data.stacked_mnist import load_stacked_mnist
+
+        return (*load_stacked_mnist(cfg, split), [])
     from gan_bench.data.core import data_root
 
     root = data_root(cfg)

@@ -1,4 +1,5 @@
-"""Metrics that match the references: FID, IS, KID, precision/recall, domain-classifier FID, 2-D mode coverage.
+"""Metrics that match the references: FID, IS, KID, precision/recall, domain-classifier FID, mode coverage
+(2-D mixtures, Stacked MNIST).
 
 Each metric is one class registered with :func:`register_metric` (see :mod:`gan_bench.metrics.registry`); the
 training loop builds an :class:`Evaluator` for the names in ``eval.metrics``; the CLI calls :func:`fid_cli`
@@ -17,6 +18,7 @@ from gan_bench.metrics.inception import load_inception, resolve_weights, weights
 from gan_bench.metrics.inception_score import InceptionScore, inception_score
 from gan_bench.metrics.kid import KID, kernel_inception_distance
 from gan_bench.metrics.modes import ModeCoverage, mode_metrics
+from gan_bench.metrics.modes_stacked import StackedDigits, StackedModes, stacked_mode_metrics
 from gan_bench.metrics.precision_recall import PrecisionRecall, precision_recall
 from gan_bench.metrics.reference import RealReference
 from gan_bench.metrics.registry import (
@@ -56,6 +58,8 @@ __all__ = [
     "PrecisionRecall",
     "RawSamples",
     "RealReference",
+    "StackedDigits",
+    "StackedModes",
     "StreamingMoments",
     "classifier_features",
     "fid_cli",
@@ -74,6 +78,7 @@ __all__ = [
     "sample_statistics",
     "save_classifier",
     "save_statistics",
+    "stacked_mode_metrics",
     "train_classifier",
     "weights_cli",
 ]

@@ -88,7 +88,12 @@ class Evaluator:
         split: str = "train",
         fast_cuda: bool = True,
         modes_min_count: int = 1,
+        part: Callable[[int], slice] | None = None,
+        gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
+        # data-parallel: sample_fn(b) gives this process's ``part`` of each batch; ``gather`` joins the processes'
+        # feature rows in order, so every process computes the metrics of the whole set of samples
+        self.part, self.gather = part or (lambda b: slice(0, b)), gather or (lambda rows: rows)
         self.metrics = list(dict.fromkeys(metrics))
         classes = metric_classes(self.metrics)
         _check_counts(classes, n_samples, batch_size)
@@ -159,8 +164,9 @@ class Evaluator:
             b = min(self.settings.batch_size, n - done)
             with torch.no_grad():
                 samples = sample_fn(b)
-            if samples.shape[0] != b:
-                raise MetricsError(f"sample_fn({b}) returned {samples.shape[0]} samples")
+            expected = len(range(b)[self.part(b)])
+            if samples.shape[0] != expected:
+                raise MetricsError(f"sample_fn({b}) returned {samples.shape[0]} samples, not {expected}")
             done += b
             yield samples.detach().to(self.settings.device)
 
@@ -181,7 +187,7 @@ class Evaluator:
         extractors = {m.extractor: self._extractors[m.extractor] for m in active}
         for samples in self._batches(sample_fn):
             for cls, extractor in extractors.items():
-                outputs = extractor.features(samples)
+                outputs = {name: self.gather(rows) for name, rows in extractor.features(samples).items()}
                 for (c, output), side in fake.items():
                     if c is cls:
                         side.update(outputs[output])

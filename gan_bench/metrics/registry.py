@@ -138,7 +138,7 @@ def register_metric(cls: type[Metric]) -> type[Metric]:
 
 
 #: the built-in metrics, in the order registered_metrics() lists them (whatever order their modules are imported in)
-BUILT_IN = ("fid", "is", "kid", "pr", "fid_classifier", "modes")
+BUILT_IN = ("fid", "is", "kid", "pr", "fid_classifier", "modes", "modes_stacked")
 
 
 def registered_metrics(data: str | None = None) -> list[str]:

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch.nn as nn
 
-from gan_bench.models import dcgan, mlp, resnet  # noqa: F401  (register the built-in options)
+from gan_bench.models import dcgan, hgan, mlp, resnet  # noqa: F401  (register the built-in options)
 from gan_bench.models.base import DISCRIMINATORS, GENERATORS
 from gan_bench.models.ensemble import DiscriminatorEnsemble
 from gan_bench.models.projection import PROJECTIONS, Identity, Projected

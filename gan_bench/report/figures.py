@@ -30,9 +30,10 @@ FIG_SIZE = (8.0, 5.0)  # inches
 DPI = 120  # -> 960 x 600 pixels
 PIXELS = (round(FIG_SIZE[0] * DPI), round(FIG_SIZE[1] * DPI))
 # fuller names than the table's column labels, for axis labels and titles
-NAMES = {**LABELS, "modes_covered": "modes covered", "high_quality": "high-quality samples"}
+NAMES = {**LABELS, "modes_covered": "modes covered", "high_quality": "high-quality samples",
+         "modes_covered_stacked": "Stacked-MNIST modes covered (of 1,000)", "mode_kl_stacked": "Stacked-MNIST mode KL"}
 UNITS = {"modes_covered": "count", "high_quality": "fraction of samples", "precision": "fraction",
-         "recall": "fraction"}
+         "recall": "fraction", "modes_covered_stacked": "count", "mode_kl_stacked": "nats"}
 WEIGHT_TAG = re.compile(r"^agg/(weights|alpha)/(\d+)$")
 LEGEND_INSIDE_MAX = 5  # more groups than this: the legend goes outside the axes, to the right
 

@@ -29,13 +29,15 @@ if TYPE_CHECKING:
     from rich.table import Table
 
 MISSING = "–"
-LOWER_IS_BETTER = frozenset({"fid", "fid_classifier", "kid_mean", "mode_kl"})
-HIGHER_IS_BETTER = frozenset({"is_mean", "modes_covered", "high_quality", "precision", "recall"})
+LOWER_IS_BETTER = frozenset({"fid", "fid_classifier", "kid_mean", "mode_kl", "mode_kl_stacked"})
+HIGHER_IS_BETTER = frozenset({"is_mean", "modes_covered", "high_quality", "precision", "recall",
+                              "modes_covered_stacked"})
 # the evaluation metrics shown by default (those present in at least one run), in this order
 DEFAULT_METRICS = ("fid", "fid_classifier", "kid_mean", "is_mean", "precision", "recall", "modes_covered",
-                   "high_quality", "mode_kl")
+                   "high_quality", "mode_kl", "modes_covered_stacked", "mode_kl_stacked")
 LABELS = {"fid": "FID", "fid_classifier": "FID (classifier)", "kid_mean": "KID", "is_mean": "IS",
-          "modes_covered": "modes", "high_quality": "high quality", "mode_kl": "mode KL"}
+          "modes_covered": "modes", "high_quality": "high quality", "mode_kl": "mode KL",
+          "modes_covered_stacked": "modes (stacked)", "mode_kl_stacked": "mode KL (stacked)"}
 # metrics.json["cost"] key -> column label, whether to print it with an SI prefix
 COST_COLUMNS = {
     "flops_per_iteration": ("FLOPs/it", True),

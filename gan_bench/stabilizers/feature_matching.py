@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from torch import Tensor
 
+from gan_bench import distributed
+
 if TYPE_CHECKING:
     from gan_bench.game import DOut, GANGame
 
@@ -27,6 +29,8 @@ class FeatureMatching(GTerm):
         self.weight, self.only = weight, only
 
     def __call__(self, game: "GANGame", losses: Tensor, real: "DOut", fake: "DOut") -> Tensor:
-        fm = (real.features.detach().mean(1) - fake.features.mean(1)).pow(2).sum(-1)
+        # data-parallel: the means over the global batch (the ranks' average), this rank's gradient path
+        real_mean = distributed.mean(real.features.detach().mean(1))
+        fm = (real_mean - distributed.straight_through_mean(fake.features.mean(1))).pow(2).sum(-1)
         game.last["g/feature_matching"] = fm.detach()
         return self.weight * fm if self.only else losses + self.weight * fm

@@ -1,0 +1,91 @@
+"""Data-parallel training with torchrun on the CPU (gloo, 2 processes): the same global batch split over two ranks
+trains the same G and Ds as one process (the game averages every gradient; HV/GMAN weights, MGD's per-D rows and
+feature-matching means come from global values), a 2-rank run resumes, and rank 0 alone writes."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import REPO, cli
+from test_train import _weights
+
+POINTS = ["dataset=ring8", "model=mlp", "model.generator.width=16", "model.discriminator.width=16", "model.z_dim=4",
+          "dataset.n_points=512", "train.batch_size=32", "train.log_every=2", "train.sample_every=1000",
+          "train.checkpoint_every=1000", "train.progress=off", "train.measure_flops=false", "discriminators.count=3",
+          "train.device=cpu"]
+_PORT = [29611]
+
+
+def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
+    _PORT[0] += 1
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+    return subprocess.run([sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}",
+                           f"--master_port={_PORT[0]}", "-m", "gan_bench", "train", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _close(a: dict, b: dict, atol: float = 1e-5) -> None:
+    for part in ("G", "D"):
+        assert a[part].keys() == b[part].keys()
+        for k in a[part]:
+            torch.testing.assert_close(a[part][k].float(), b[part][k].float(), atol=atol, rtol=0, msg=f"{part}.{k}")
+
+
+@pytest.mark.parametrize("case", [
+    ["aggregation=avg"],
+    ["aggregation=hv", "regularizer.feature_matching=0.5"],
+    ["aggregation=mgd", "optimizer=extragradient", "optimizer.lookahead.k=2"],
+    ["aggregation=gman_auto", "optimizer=svre", "optimizer.rule.epoch_length=3", "optimizer.base.lr=0.05"],
+], ids=["avg-adam", "hv-fm-adam", "mgd-extragradient-lookahead", "gman_auto-svre"])
+def test_two_ranks_train_what_one_process_trains(tmp_path, case):
+    args = [*POINTS, "train.iterations=6", *case]
+    r = torchrun(*args, f"hydra.run.dir={tmp_path / 'two'}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = cli("train", *args, f"hydra.run.dir={tmp_path / 'one'}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    two, one = _weights(tmp_path / "two"), _weights(tmp_path / "one")
+    assert two["it"] == one["it"] == 6
+    _close(two, one)
+    cost = json.loads((tmp_path / "two" / "metrics.json").read_text())["cost"]
+    assert cost["world_size"] == 2 and cost["devices"] == ["cpu", "cpu"]
+
+
+def test_a_two_rank_run_resumes_and_rank_0_alone_writes(tmp_path):
+    args = [*POINTS, "aggregation=hv", "train.checkpoint_every=4", "eval.metrics=[modes]", "eval.n_samples=300",
+            "eval.batch_size=64", "eval.every=4", "eval.generators=[raw]"]
+    run = tmp_path / "two"
+    r = torchrun(*args, "train.iterations=4", f"hydra.run.dir={run}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = torchrun(f"resume={run}", "train.iterations=8")
+    assert r.returncode == 0, r.stderr[-3000:]
+    r = cli("train", *args, "train.iterations=8", f"hydra.run.dir={tmp_path / 'one'}")
+    assert r.returncode == 0, r.stderr[-3000:]
+    _close(_weights(run), _weights(tmp_path / "one"))
+    # the metric sees all 300 samples, split over the ranks and gathered: the one-process value on the same samples
+    two = json.loads((run / "metrics.json").read_text())["eval"]
+    one = json.loads((tmp_path / "one" / "metrics.json").read_text())["eval"]
+    assert [(e["iteration"], e["modes_covered"]) for e in two] == [(e["iteration"], e["modes_covered"]) for e in one]
+    for a, b in zip(two, one):
+        assert a["high_quality"] == pytest.approx(b["high_quality"], abs=1 / 300 + 1e-9)
+    assert len(list(run.glob("events.out.tfevents.*"))) == 2  # the launch and the resume, both by rank 0
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "finished" and status["iteration"] == 8
+    assert r.stdout.count("[gan-bench] done") == 1
+
+
+def test_what_cannot_be_exact_under_torchrun_is_refused_with_the_reason(tmp_path):
+    r = torchrun(*POINTS, "model.discriminator.minibatch_kernels=4", "train.iterations=2",
+                 f"hydra.run.dir={tmp_path / 'a'}")
+    assert r.returncode != 0 and "minibatch discrimination and model.discriminator.norm=batch mix the batch" in r.stderr
+    r = torchrun(*POINTS, "train.batch_size=33", "train.iterations=2", f"hydra.run.dir={tmp_path / 'b'}")
+    assert r.returncode != 0 and "train.batch_size=33 is the global batch: it must divide evenly over the 2" in r.stderr
+    r = torchrun("dataset=digits", "dataset.resolution=8", "train.iterations=2", "train.device=cpu",
+                 f"hydra.run.dir={tmp_path / 'c'}")
+    assert r.returncode != 0 and "the generator's BatchNorm mixes the batch" in r.stderr
+    assert not Path(tmp_path / "c" / "checkpoints").exists()
