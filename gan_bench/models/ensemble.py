@@ -11,15 +11,19 @@ changes neither the parameters, their optimizer state nor the checkpoint format,
 
 * ``"vmap"``: one ``vmap`` call over the K members (the K convolutions become one grouped convolution). Random
   layers (dropout) draw independently for each discriminator (``vmap(randomness="different")``: one batched draw).
-* ``"loop"``: one ``functional_call`` per member on its slices ``p[k]`` (views of the stacked tensors), outputs
-  stacked. The arithmetic is that of K separate modules: on the CPU, outputs and parameter gradients are
-  bit-identical to theirs. Random layers draw member after member from the global generator (member k's layers
-  in order, then member k + 1's), exactly as K separate modules called in turn: independent masks per member,
-  as with vmap, but not vmap's numbers (vmap draws one [K, ...] tensor at once). Deterministic given the RNG
-  state, so resume stays bit-exact.
+* ``"loop"``: one call of the template per member on its slices ``p[k]`` (views of the stacked tensors; see
+  :class:`~gan_bench.models.member_call.MemberCall`), outputs stacked; on the CPU image batches go to the members
+  channels-last (:meth:`DiscriminatorEnsemble._loop_inputs`). The arithmetic is that of K separate modules: on the
+  CPU, outputs and parameter gradients are bit-identical to theirs (fed the same NHWC batch). Random layers draw
+  member after member from the global generator (member k's layers in order, then member k + 1's), exactly as K
+  separate modules called in turn: independent masks per member, as with vmap, but not vmap's numbers (vmap draws
+  one [K, ...] tensor at once). Deterministic given the RNG state, so resume stays bit-exact.
 * ``"auto"`` (default): :func:`resolve_layout` picks by the device the parameters are on: ``loop`` on the CPU,
   where mkldnn's grouped-convolution backward makes vmap slower than a loop over K modules (measured with
   ``scripts/bench_multid.py``), ``vmap`` on CUDA and other accelerators.
+
+The game hands the active layout on to MGD's K generator gradients (:class:`~gan_bench.aggregation.GeneratorRoute`
+``batched``): one vmapped backward pass through G with vmap, K passes one after another with the loop.
 
 The layouts differ by float rounding only (with dropout, also by which random numbers are drawn: as between the
 CPU and CUDA generators anyway). :meth:`DiscriminatorEnsemble.check_interface` probes every class under vmap
@@ -94,7 +98,9 @@ class DiscriminatorEnsemble(nn.Module):
         params, buffers = stack_module_state(list(modules))
         self.count = len(modules)
         self.param_names = list(params)
+        self._keys = [_key(n) for n in self.param_names]
         self.buffer_names = list(buffers)
+        self.loop_channels_last = True  # the loop layout hands image batches to the members in NHWC on the CPU
         self.stacked = nn.ParameterDict({_key(n): nn.Parameter(p.detach().clone()) for n, p in params.items()})
         for n, b in buffers.items():
             self.register_buffer("buf__" + _key(n), b.clone())
@@ -143,17 +149,18 @@ class DiscriminatorEnsemble(nn.Module):
 
     def check_interface(self, in_shape: tuple[int, ...]) -> None:
         """Run a 2-sample probe through the ensemble in training mode (so that in-place buffer updates show), under
-        vmap (the contract on every device) and in the active layout, and check the shapes of the logits and
-        features; buffers and the global RNG are left as they were."""
+        vmap (the contract on every device) and in the loop layout, and check the shapes of the logits and features;
+        buffers and the global RNG are left as they were."""
         name = type(self._base[0]).__name__
         device = self.device
         buffers = {k: b.clone() for k, b in self.named_buffers()}
-        layouts = dict.fromkeys(("vmap", self.active_layout))
+        probe = torch.zeros(2, *in_shape, device=device)
         try:
             with torch.no_grad(), torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-                for layout in layouts:
-                    logits, features = self(torch.zeros(2, *in_shape, device=device), return_features=True,
-                                            layout=layout)
+                logits, features = self(probe, return_features=True, layout="vmap")
+                looped = self._probe_loop(probe)  # also under another layout: it may change (on resume, say)
+                if self.active_layout == "loop":
+                    logits, features = looped
         except Exception as err:  # a user class can fail under vmap in many ways: name the likely causes
             first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
             raise ConfigError(f"discriminator {name} cannot run as a vectorised ensemble ({type(err).__name__}: "
@@ -170,9 +177,20 @@ class DiscriminatorEnsemble(nn.Module):
             raise ConfigError(f"discriminator {name} with return_features=True must return (logits [B], features "
                               f"[B, F]); for a batch of 2 its features have shape {tuple(features.shape[1:])}")
 
+    def _probe_loop(self, probe: torch.Tensor):
+        """The loop layout on the probe; a class that fails on channels-last image batches (``.view`` of an NHWC
+        activation, say) gets them in the default layout instead (``loop_channels_last = False``)."""
+        try:
+            return self(probe, return_features=True, layout="loop")
+        except Exception:
+            if not (self.loop_channels_last and probe.dim() == 4):
+                raise
+        self.loop_channels_last = False
+        return self(probe, return_features=True, layout="loop")
+
     # -- parameters as a dict keyed by the single discriminator's parameter names ------------------------------
     def param_dict(self) -> dict[str, torch.Tensor]:
-        return {n: self.stacked[_key(n)] for n in self.param_names}
+        return {n: self.stacked[k] for n, k in zip(self.param_names, self._keys)}
 
     def buffer_dict(self) -> dict[str, torch.Tensor]:
         return {n: getattr(self, "buf__" + _key(n)) for n in self.buffer_names}
@@ -237,9 +255,20 @@ class DiscriminatorEnsemble(nn.Module):
         names = list(tensors)
         slices = zip(*(t.unbind(0) for t in tensors.values())) if tensors else [()] * self.count
         members = [dict(zip(names, parts)) for parts in slices]
-        xs = x.unbind(0) if per_member else (x,) * self.count
         call = self._member_call[0]
+        xs = self._loop_inputs(x, per_member)
         return _stack_outputs([call(m, xk, return_features=return_features) for m, xk in zip(members, xs)])
+
+    def _loop_inputs(self, x: torch.Tensor, per_member: bool) -> list[torch.Tensor]:
+        """The members' inputs in the loop layout: ``x`` for each, or its K slices. Image batches ``[B, C, H, W]`` on
+        the CPU are made channels-last (NHWC; a shared batch once): mkldnn convolves those without reordering its
+        input and output to and from its blocked format at every call (``scripts/bench_multid.py``: 3 % faster
+        training steps at K = 8, 10 % at K = 24, where the reorders' buffers also page-faulted every iteration).
+        The values are the same; the arithmetic is K separate modules' on NHWC batches."""
+        xs = list(x.unbind(0)) if per_member else [x]
+        if self.loop_channels_last and xs[0].dim() == 4 and xs[0].device.type == "cpu":
+            xs = [t.contiguous(memory_format=torch.channels_last) for t in xs]
+        return xs if per_member else xs * self.count
 
     def unstack(self, k: int, template: nn.Module) -> nn.Module:
         """The k-th discriminator as a plain module (spectral norm folded into its weights)."""
