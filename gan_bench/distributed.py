@@ -9,6 +9,7 @@ means). Rank 0 alone writes. Without ``torchrun`` (one process) every function h
 """
 from __future__ import annotations
 
+import atexit
 import os
 from typing import Any, Sequence
 
@@ -47,6 +48,14 @@ def setup(device: str) -> None:
     if cuda:
         torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
     dist.init_process_group(backend="nccl" if cuda else "gloo")
+    atexit.register(_teardown)
+
+
+def _teardown() -> None:
+    """Leave the process group before the interpreter exits (gloo's threads otherwise may abort the process at exit:
+    "terminate called without an active exception")."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def device_for(name: str) -> torch.device | None:

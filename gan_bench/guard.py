@@ -50,7 +50,7 @@ class SignalGuard:
     def pass_on(self, signum: int) -> None:
         """Call the handler that was installed before ours (e.g. submitit's checkpoint-and-requeue), if any."""
         previous = self._old.get(signum)
-        if callable(previous):
+        if callable(previous) and previous is not signal.default_int_handler:  # Python's own raises KeyboardInterrupt
             previous(signum, None)
 
     def _handle(self, signum: int, frame: object) -> None:

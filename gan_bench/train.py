@@ -215,8 +215,8 @@ class Loop:
 
     def train(self) -> dict:
         run, t = self.run, self.t
-        self.status("running")
-        with guard.SignalGuard() as signals:
+        with guard.SignalGuard() as signals:  # before the status: a signal seen after "running" is always handled
+            self.status("running")
             try:
                 while run.iteration < t.iterations:
                     info = _step(run)

@@ -72,3 +72,15 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 300,
 @pytest.fixture
 def compose_cfg():
     return compose
+
+
+@pytest.fixture(autouse=True)
+def _own_metric_registry():
+    """Metrics a test registers (plug-in tests) are gone after it, whichever tests share this process."""
+    from gan_bench.metrics import registry
+
+    saved = dict(registry._REGISTRY), dict(registry.METRICS)
+    yield
+    for table, before in zip((registry._REGISTRY, registry.METRICS), saved):
+        table.clear()
+        table.update(before)

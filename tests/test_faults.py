@@ -35,7 +35,13 @@ def _digests(folder: Path) -> dict[str, str]:
 def _start(*args: str, env: dict | None = None) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "gan_bench", "train", *args], cwd=REPO,
                             env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=_terminal_signals)
+
+
+def _terminal_signals() -> None:
+    """The child starts as from a terminal, with Python's own Ctrl-C handler, even when pytest runs in the
+    background (where the shell makes the children ignore SIGINT)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -162,7 +168,7 @@ def test_a_failing_job_does_not_stop_the_sweep_and_the_report_lists_it(tmp_path)
             "train.iterations=3", *RING, f"hydra.sweep.dir={sweep}")
     assert r.returncode == 1, r.stderr[-2000:]
     assert "1 job(s) of the sweep failed" in r.stderr
-    assert f"{sweep}/0: aggregation.delta=0.5 is impossible: hypervolume needs delta > 1" in r.stderr
+    assert f"{sweep}/0: failed: aggregation.delta=0.5 is impossible: hypervolume needs delta > 1" in r.stderr
     for job in ("1", "2"):
         assert json.loads((sweep / job / "metrics.json").read_text())["iterations"] == 3
         assert _status(sweep / job)["state"] == "finished"

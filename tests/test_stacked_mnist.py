@@ -24,7 +24,7 @@ from gan_bench.data.core import _resize_uint8
 from gan_bench.data.stacked_mnist import N_MODES, stack_mnist, stacked_indices
 from gan_bench.errors import ConfigError, DataError
 from gan_bench.metrics import Evaluator, MetricsError, StackedDigits, save_classifier, stacked_mode_metrics
-from gan_bench.metrics.classifier import build_classifier, train_classifier
+from gan_bench.metrics.classifier import build_classifier, load_classifier, train_classifier
 from gan_bench.metrics.settings import EvalSettings
 from gan_bench.report import report_main
 
@@ -204,9 +204,12 @@ def test_modes_stacked_of_real_stacked_mnist_matches_the_true_modes(mnist_test, 
     assert _evaluator(mnist_classifier, 1000)(lambda n: same[:n]) == {
         "modes_covered_stacked": 1, "mode_kl_stacked": pytest.approx(LOG_1000)}
     extractor = StackedDigits.load(EvalSettings(1, 1, torch.device("cpu"), classifier_path=str(mnist_classifier)))
-    for res in (28, 32, 64):  # each sample's mode, R G B in order, also for images resized to 32 and 64 px
+    # each sample's mode, R G B in order, also for images resized to 32 and 64 px: a mode is right when all three
+    # digits are, so about accuracy**3 of them (the classifier's own MNIST test accuracy; 3 sigma of 1,000 draws)
+    accuracy = load_classifier(mnist_classifier)[1]["test_accuracy"]
+    for res in (28, 32, 64):
         found = extractor.features(_resize_uint8(x[:1000], res).float() / 127.5 - 1)["mode"]
-        assert (found == modes[:1000]).float().mean() >= 0.95, res
+        assert (found == modes[:1000]).float().mean() >= accuracy ** 3 - 0.03, (res, accuracy)
 
 
 # ------------------------------------------------------------------------------------------------ end to end
