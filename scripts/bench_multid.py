@@ -26,17 +26,19 @@ Methods, for every K of ``--ks`` and aggregation of ``--aggs``:
 Before timing, for every (K, aggregation), the script checks that the reference and gan-bench (layout auto) compute
 the same thing: the ensemble is built from copies of the reference's K modules, both generators start from the same
 weights and draw the same seeded batches; after one iteration the K discriminator losses, the K generator losses and
-the generator's parameters must agree to ``--check-tol`` (skipped with random layers: dropout draws differ).
+the generator's update direction must agree to ``--check-tol`` (losses) and ``--grad-tol`` (relative L2 error of the
+direction); skipped with random layers (dropout draws differ).
 
 Timing: for each K, every (threads, method) pair first runs ``--warmup`` untimed iterations, then ``--repeats``
 rounds in which each pair runs one timed block of ``--iters`` iterations in turn (``torch.cuda.synchronize``
 around every block on CUDA), so that a change of machine load hits all methods alike. A time is the median block's
 ms/iteration; a ratio ``loop / <layout>`` is the median over rounds of the ratio of the two blocks of that round.
-The CPU's target: ``loop / auto >= 1`` at every K, aggregation and thread count.
+``--min-seconds`` adds rounds at a K until they took that long (at K = 1 a round is short and the ratio close to 1:
+many rounds). The CPU's target: ``loop / auto >= 1`` at every K, aggregation and thread count.
 
     PYTHONPATH=. python3 scripts/bench_multid.py --device cuda --json bench_multid.json
-    PYTHONPATH=. nice -n 5 python3 scripts/bench_multid.py --device cpu --threads 1,2 --aggs hv,mgd \\
-        --iters 2 --warmup 1 --repeats 5
+    PYTHONPATH=. nice -n 5 python3 scripts/bench_multid.py --device cpu --threads 1,2 --ks 1,8,24 --aggs hv,mgd \\
+        --iters 1 --warmup 1 --repeats 7 --min-seconds 120
     PYTHONPATH=. python3 scripts/bench_multid.py --device cpu --threads 1 --ks 1,4 --iters 3 --warmup 1 --repeats 3
 
 (with several threads on a shared CPU, one descheduled thread stalls the others: interleaving keeps the ratios
@@ -224,7 +226,7 @@ class Check:
     agg: str
     d_loss_max_diff: float
     g_loss_max_diff: float
-    g_param_max_diff: float
+    g_grad_rel_diff: float
     d_loss_mean: float
     g_loss_mean: float
     passed: bool | None  # None: skipped (random layers)
@@ -234,9 +236,13 @@ def has_random_layers(modules: Sequence[nn.Module]) -> bool:
     return any(isinstance(m, nn.modules.dropout._DropoutNd) and m.p > 0 for d in modules for m in d.modules())
 
 
-def first_step_check(run: Run, loop: LoopReference, agg: str, seed: int, tol: float) -> Check:
-    """Run one iteration of each from the same RNG state (in float32); compare the K D losses, the K generator losses
-    and the generator's parameters after the step."""
+def first_step_check(run: Run, loop: LoopReference, agg: str, seed: int, tol: float, grad_tol: float) -> Check:
+    """Run one iteration of each from the same RNG state (in float32); compare the K D losses and the K generator
+    losses (to ``tol``) and the generator's update direction (its gradient, or MGD's min-norm point; relative L2
+    error, to ``grad_tol``). The direction is a small sum of many terms of either sign at initialisation: the float32
+    rounding of the Ds' input gradients (1e-7 relative, NHWC or NCHW, K modules or one ensemble) shows in it at
+    1e-4 to 1e-3 (here, K = 8 and 24); a wrong weighting or route gives O(1). The parameters themselves are not
+    compared: Adam's first step moves every entry by +-lr, so any entry whose tiny gradient flips sign moves by 2 lr."""
     with tf32(run.device, False):  # compare float32 results, not TF32 rounding
         torch.manual_seed(seed)
         run.opt.step()
@@ -245,8 +251,9 @@ def first_step_check(run: Run, loop: LoopReference, agg: str, seed: int, tol: fl
         loop_d, loop_g = loop.step()
     dd = (vec_d - loop_d).abs().max().item()
     dg = (vec_g - loop_g).abs().max().item()
-    dp = max((a - b).abs().max().item() for a, b in zip(run.G.parameters(), loop.G.parameters()))
-    passed = None if has_random_layers(loop.discriminators) else max(dd, dg, dp) <= tol
+    vec_grad, loop_grad = (torch.cat([p.grad.reshape(-1) for p in G.parameters()]) for G in (run.G, loop.G))
+    dp = (torch.linalg.vector_norm(vec_grad - loop_grad) / torch.linalg.vector_norm(loop_grad).clamp_min(1e-30)).item()
+    passed = None if has_random_layers(loop.discriminators) else max(dd, dg) <= tol and dp <= grad_tol
     return Check(len(loop.discriminators), agg, dd, dg, dp, loop_d.mean().item(), loop_g.mean().item(), passed)
 
 
@@ -269,8 +276,9 @@ def set_threads(threads: int) -> None:
 
 def time_interleaved(steps: dict[tuple[str, str], Callable[[], object]], threads: list[int], device: torch.device,
                      args: argparse.Namespace) -> dict[tuple[int, str, str], list[float]]:
-    """ms per iteration of each (threads, aggregation, method) in ``--repeats`` rounds; a round times one block of
-    ``--iters`` iterations of every pair in turn, after ``--warmup`` untimed iterations of each."""
+    """ms per iteration of each (threads, aggregation, method) in ``--repeats`` rounds (more while the rounds have
+    taken less than ``--min-seconds``); a round times one block of ``--iters`` iterations of every pair in turn, after
+    ``--warmup`` untimed iterations of each."""
     def sync() -> None:
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -281,7 +289,9 @@ def time_interleaved(steps: dict[tuple[str, str], Callable[[], object]], threads
             for _ in range(args.warmup):
                 step()
     out: dict[tuple[int, str, str], list[float]] = {(t, *key): [] for t in threads for key in steps}
-    for _ in range(args.repeats):
+    start, rounds = time.perf_counter(), 0
+    while rounds < args.repeats or time.perf_counter() - start < args.min_seconds:
+        rounds += 1
         for t in threads:
             set_threads(t)
             for key, step in steps.items():
@@ -309,7 +319,7 @@ def build_methods(k: int, args: argparse.Namespace, device: torch.device, run_di
             print(f"K={k} {agg}: {err}", file=sys.stderr)
             loop = None
         if loop is not None:
-            checks.append(first_step_check(check_run, loop, agg, args.seed + 1, args.check_tol))
+            checks.append(first_step_check(check_run, loop, agg, args.seed + 1, args.check_tol, args.grad_tol))
             steps[(agg, REF)] = loop.step
         for layout in args.layouts:
             run = check_run if layout == "auto" else Run(bench_config(k, agg, args, layout), run_dir)
@@ -400,20 +410,22 @@ def device_name(device: torch.device) -> str:
 def fmt_ms(t: Timing | None) -> str:
     if t is None:
         return "-"
-    spread = (max(t.repeats_ms) - min(t.repeats_ms)) / t.ms_per_iter
-    return f"{t.ms_per_iter:.1f} ±{100 * spread / 2:.0f}%"
+    v = t.repeats_ms
+    q1, _, q3 = statistics.quantiles(v, n=4) if len(v) >= 2 else (v[0], v[0], v[0])
+    return f"{t.ms_per_iter:.1f} ±{100 * (q3 - q1) / 2 / t.ms_per_iter:.0f}%"
 
 
 def print_checks(console, checks: list[Check], args: argparse.Namespace) -> None:
     from rich.table import Table
 
-    table = Table(title=f"first-step sanity check, gan-bench (layout auto) vs loop (tol {args.check_tol:g})")
-    for col in ("K", "agg", "max |dD loss|", "max |dl_k|", "max |dG param|", "mean D loss", "mean l_k", "ok"):
+    table = Table(title=f"first-step sanity check, gan-bench (layout auto) vs loop (losses to {args.check_tol:g}, "
+                        f"G's direction to {args.grad_tol:g})")
+    for col in ("K", "agg", "max |dD loss|", "max |dl_k|", "|dG grad| / |G grad|", "mean D loss", "mean l_k", "ok"):
         table.add_column(col, justify="right")
     for c in checks:
         ok = "skipped (dropout draws differ)" if c.passed is None else "yes" if c.passed else "[red]NO[/red]"
         table.add_row(str(c.k), c.agg, f"{c.d_loss_max_diff:.2e}", f"{c.g_loss_max_diff:.2e}",
-                      f"{c.g_param_max_diff:.2e}", f"{c.d_loss_mean:.4f}", f"{c.g_loss_mean:.4f}", ok)
+                      f"{c.g_grad_rel_diff:.2e}", f"{c.d_loss_mean:.4f}", f"{c.g_loss_mean:.4f}", ok)
     console.print(table)
 
 
@@ -423,24 +435,27 @@ def print_report(timings: list[Timing], checks: list[Check], rows: list[dict], a
     from rich.table import Table
 
     console = Console(width=None if sys.stdout.isatty() else 140)
+    rounds = f"{args.repeats}+ rounds (>= {args.min_seconds:g} s a K)" if args.min_seconds else f"{args.repeats} rounds"
     console.print(f"device: {device_name(device)} | torch {torch.__version__} | {MODELS[args.model][1]} | batch "
-                  f"{args.batch_size} | warmup {args.warmup}, {args.repeats} rounds x {args.iters} timed iterations")
+                  f"{args.batch_size} | warmup {args.warmup}, {rounds} x {args.iters} timed iterations")
     console.print(f"layout auto = {resolve_layout('auto', device)} on {device.type}"
                   + (f" | extra overrides: {' '.join(args.overrides)}" if args.overrides else ""))
     print_checks(console, checks, args)
     by = {(t.k, t.agg, t.method, t.threads): t for t in timings}
     target = f"loop / auto >= {CPU_TARGET:g} on the CPU" if device.type == "cpu" else \
         f"loop / auto >= {CUDA_TARGETS['loop_over_auto']:g} for hv at K = 24 on CUDA"
-    table = Table(title=f"ms / iteration (median over rounds; ± half the spread); ratios: median over rounds of the "
-                        f"paired blocks; target {target}")
-    for col in ("K", "agg", "threads", "loop (ref)", *args.layouts, *[f"loop / {m}" for m in args.layouts], "met"):
+    table = Table(title=f"ms / iteration (median over rounds; ± half the interquartile range); ratios: median over "
+                        f"rounds of the paired blocks; target {target}")
+    for col in ("K", "agg", "threads", "rounds", "loop (ref)", *args.layouts, *[f"loop / {m}" for m in args.layouts],
+                "met"):
         table.add_column(col, justify="right")
     for r in rows:
         th = r["threads"] or torch.get_num_threads()
         cells = [fmt_ms(by.get((r["k"], r["agg"], m, r["threads"]))) for m in [REF, *args.layouts]]
         ratios = [f"{v:.3f}" if v is not None else "-" for v in r["ratio"].values()]
         met = "-" if r["met"] is None else "yes" if r["met"] else "[red]no[/red]"
-        table.add_row(str(r["k"]), r["agg"], str(th), *cells, *ratios, met)
+        n = len(by[(r["k"], r["agg"], args.layouts[0], r["threads"])].repeats_ms)
+        table.add_row(str(r["k"]), r["agg"], str(th), str(n), *cells, *ratios, met)
     console.print(table)
     extra = cuda_rows(timings, args)
     if extra:
@@ -486,10 +501,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--iters", type=int, default=20, help="iterations per timed block (default 20)")
     parser.add_argument("--warmup", type=int, default=10, help="untimed iterations of each method (default 10)")
     parser.add_argument("--repeats", type=int, default=5, help="timed rounds; the median is reported (default 5)")
+    parser.add_argument("--min-seconds", type=float, default=0.0, help="at each K, more rounds until the rounds took "
+                        "this long (small K: many more rounds for the same time; default 0)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--mgd-solver", default="auto", choices=("auto", "exact", "interior_point", "frank_wolfe"),
                         help=f"auto: exact for K <= {MAX_EXACT_K}, interior_point above (default)")
-    parser.add_argument("--check-tol", type=float, default=1e-4, help="max |difference| after the first step")
+    parser.add_argument("--check-tol", type=float, default=1e-4, help="max |difference| of the first step's losses")
+    parser.add_argument("--grad-tol", type=float, default=1e-2, help="max relative L2 difference of the first step's "
+                        "generator update direction (default 1e-2)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, default=None, metavar="OUT", help="also write the results as JSON")
     args = parser.parse_args(argv)
@@ -537,7 +556,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "python": platform.python_version(), "auto_layout": resolve_layout("auto", device),
             "settings": {"model": args.model, "ks": args.ks, "aggs": args.aggs, "layouts": args.layouts,
                          "threads": args.threads, "batch_size": args.batch_size, "iters": args.iters,
-                         "warmup": args.warmup, "repeats": args.repeats, "mgd_solver": args.mgd_solver,
+                         "warmup": args.warmup, "repeats": args.repeats, "min_seconds": args.min_seconds,
+                         "mgd_solver": args.mgd_solver,
                          "seed": args.seed, "overrides": list(args.overrides), "dataset": "digits"},
             "timings": [t.__dict__ for t in timings],
             "checks": [c.__dict__ for c in checks],
@@ -547,7 +567,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.json.write_text(json.dumps(out, indent=2))
         print(f"wrote {args.json}")
     if any(c.passed is False for c in checks):
-        print(f"sanity check FAILED: the first step differs by more than {args.check_tol:g}", file=sys.stderr)
+        print(f"sanity check FAILED: the first step's losses differ by more than {args.check_tol:g} or G's "
+              f"direction by more than {args.grad_tol:g}", file=sys.stderr)
         return 1
     return 0
 
