@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import typing
 from dataclasses import dataclass, field
@@ -273,9 +274,15 @@ def _check_keys(spec: dict, cls: Any, where: str, registry: Registry | None) -> 
         if f.default == "???" and f.name not in spec:
             raise ConfigError(f"{where}.{f.name} is required by {option}: add {where}.{f.name}=VALUE")
     try:
-        OmegaConf.merge(OmegaConf.structured(schema), {k: v for k, v in spec.items() if k not in HYDRA_KEYS[1:]})
+        OmegaConf.merge(_structured(schema), {k: v for k, v in spec.items() if k not in HYDRA_KEYS[1:]})
     except OmegaConfBaseException as err:
         raise ConfigError(f"{where}: {_first_line(err)}") from None
+
+
+@functools.lru_cache(maxsize=None)
+def _structured(schema: type) -> DictConfig:
+    """``OmegaConf.structured(schema)``, built once per schema class (merge copies it, so it is never changed)."""
+    return OmegaConf.structured(schema)
 
 
 def _first_line(err: BaseException) -> str:
@@ -376,7 +383,7 @@ def _check_plain(node: dict, schema: type, where: str) -> None:
         if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
             _check_plain(value, hints[key], f"{where}.{key}" if where else key)
     try:
-        OmegaConf.merge(OmegaConf.structured(schema), node)
+        OmegaConf.merge(_structured(schema), node)
     except OmegaConfBaseException as err:
         raise ConfigError(f"{where}: {_first_line(err)}" if where else _first_line(err)) from None
     for key, value in node.items():

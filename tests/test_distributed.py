@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, cli
+from conftest import REPO, cli, compose
 from test_train import _weights
 
 POINTS = ["dataset=ring8", "model=mlp", "model.generator.width=16", "model.discriminator.width=16", "model.z_dim=4",
@@ -85,12 +86,26 @@ def test_a_two_rank_run_resumes_and_rank_0_alone_writes(tmp_path):
 
 
 def test_what_cannot_be_exact_under_torchrun_is_refused_with_the_reason(tmp_path):
-    r = torchrun(*POINTS, "model.discriminator.minibatch_kernels=4", "train.iterations=2",
-                 f"hydra.run.dir={tmp_path / 'a'}")
-    assert r.returncode != 0 and "minibatch discrimination and model.discriminator.norm=batch mix the batch" in r.stderr
-    r = torchrun(*POINTS, "train.batch_size=33", "train.iterations=2", f"hydra.run.dir={tmp_path / 'b'}")
-    assert r.returncode != 0 and "train.batch_size=33 is the global batch: it must divide evenly over the 2" in r.stderr
+    """A real 2-rank launch that must be refused: one line with the reason, a non-zero exit, no checkpoint."""
     r = torchrun("dataset=digits", "dataset.resolution=8", "train.iterations=2", "train.device=cpu",
                  f"hydra.run.dir={tmp_path / 'c'}")
     assert r.returncode != 0 and "the generator's BatchNorm mixes the batch" in r.stderr
     assert not Path(tmp_path / "c" / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("override,reason", [
+    ("model.discriminator.minibatch_kernels=4", "minibatch discrimination and model.discriminator.norm=batch mix the "
+                                                "batch"),
+    ("train.batch_size=33", "train.batch_size=33 is the global batch: it must divide evenly over the 2 processes"),
+    ("regularizer.unroll.steps=2", "regularizer.unroll.steps > 0 is not supported under torchrun"),
+])
+def test_each_setting_a_data_parallel_run_cannot_do_exactly_is_refused(monkeypatch, override, reason):
+    """The same refusals as the torchrun launch above, each checked where a run is built (as rank 0 of 2 sees it)."""
+    from gan_bench import distributed
+    from gan_bench.errors import ConfigError
+    from gan_bench.run import Run
+
+    monkeypatch.setattr(distributed, "active", lambda: True)
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    with pytest.raises(ConfigError, match=re.escape(reason)):
+        Run(compose([*POINTS, override]), None)

