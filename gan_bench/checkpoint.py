@@ -23,7 +23,7 @@ FORMAT = 2  # 2: the config holds _target_ nodes (gan-bench >= the plug-in layou
 #: config keys a resumed run may change; every other key defines the run (its maths) and must stay as it was
 RESUMABLE = ("train.iterations", "train.log_every", "train.checkpoint_every", "train.sample_every", "train.progress",
              "train.device", "train.measure_flops", "train.on_nan", "train.max_rollbacks", "train.rollback_lr_factor",
-             "train.objective", "eval", "name", "resume", "plugins")
+             "train.objective", "discriminators.layout", "eval", "name", "resume", "plugins")
 
 
 def rng_state() -> dict:

@@ -26,6 +26,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from gan_bench.data.core import MIXTURES, DatasetName
 from gan_bench.errors import ConfigError, GanBenchError
+from gan_bench.models.ensemble import LAYOUTS
 from gan_bench.registry import HYDRA_KEYS, Registry, choice, locate, signature_schema
 from gan_bench.stabilizers.gradient_penalty import Penalty
 from gan_bench.stabilizers.unrolled import Method as UnrollMethod
@@ -37,6 +38,7 @@ ClassifierLayer = choice("ClassifierLayer", ("logits", "penultimate"))
 Split = choice("Split", ("train", "test"))
 OnNan = choice("OnNan", ("stop", "rollback"))
 OnBadFile = choice("OnBadFile", ("error", "skip"))
+EnsembleLayout = choice("EnsembleLayout", LAYOUTS)
 IMAGE_RESOLUTIONS = (8, 16, 28, 32, 48, 64, 128, 256)
 
 
@@ -81,6 +83,9 @@ class DiscriminatorsConfig:
     count: int = num(1, 1)
     spectral_norm: bool = False  # batched spectral normalisation of every Conv2d / Linear of each D
     projection: Any = MISSING  # a discriminators/projection node (_target_)
+    # how the K discriminators are evaluated: auto (loop on the CPU, vmap elsewhere), vmap (one vectorised call) or
+    # loop (one call per discriminator); the same parameters, optimizer state and checkpoints (may change on resume)
+    layout: EnsembleLayout = EnsembleLayout.auto
 
 
 @dataclass

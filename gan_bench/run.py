@@ -104,7 +104,8 @@ class Run:
         d_params = sum(p.numel() for p in self.D.parameters())
         return {
             "params_G": sum(p.numel() for p in self.G.parameters()), "params_D_total": d_params,
-            "params_D_each": d_params // k, "discriminators": k, "device": str(self.device),
+            "params_D_each": d_params // k, "discriminators": k, "discriminators_layout": self.D.active_layout,
+            "device": str(self.device),
             "device_name": torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "cpu",
             "world_size": distributed.world_size(), "devices": distributed.devices(self.device),
         }

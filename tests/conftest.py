@@ -5,10 +5,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+# isort: off
+import gan_bench  # noqa: F401  (sets OMP_WAIT_POLICY=PASSIVE: before torch is imported, or libgomp ignores it)
+# isort: on
 import pytest
 import torch
-
-import gan_bench  # noqa: F401  (sets OMP_WAIT_POLICY before torch is imported)
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -243,6 +243,8 @@ def test_an_old_key_gets_one_line_naming_the_new_one(override, new):
     (["aggregation=mgd", "aggregation.solver=qp"], "aggregation.solver: Invalid value 'qp', expected one of"),
     (["regularizer.unroll.lr=-1"], "regularizer.unroll.lr=-1"),
     (["regularizer.gp=wgan"], "regularizer.gp: Invalid value 'wgan'"),
+    (["discriminators.layout=grouped"], "discriminators.layout: Invalid value 'grouped', expected one of [auto, vmap, "
+                                        "loop]"),
     (["optimizer=svre", "optimizer.rule.noise_set=-5"], "optimizer.rule.noise_set=-5"),
     (["optimizer=svre", "dataset=image_folder", "dataset.root=/x"],
      "optimizer/rule=svre needs a finite sum held in memory"),
@@ -279,6 +281,8 @@ BAD_CLI = [
     (["train.iterations=many"], "many"),
     (["dataset.resolution=512"], "dataset.resolution=512 is not supported"),
     (["discriminators.count=0"], "discriminators.count=0 is impossible"),
+    (["discriminators.layout=vmapp"], "discriminators.layout: Invalid value 'vmapp', expected one of [auto, vmap, "
+                                      "loop]"),
     (["model.g_width=8"], "model.g_width was renamed: use model.generator.width"),
 ]
 

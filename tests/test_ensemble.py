@@ -1,4 +1,4 @@
-"""The vectorised ensemble equals K separate nn.Modules run in a loop: outputs and gradients."""
+"""The ensemble equals K separate nn.Modules run in a loop: outputs and gradients, in each layout (vmap, loop)."""
 from __future__ import annotations
 
 import copy
@@ -9,6 +9,8 @@ import torch
 from gan_bench.models import dcgan, mlp
 from gan_bench.models.ensemble import DiscriminatorEnsemble
 from gan_bench.models.projection import Projected, RandomProjection
+
+LAYOUTS = ["vmap", "loop"]
 
 
 def _make(kind: str):
@@ -28,13 +30,14 @@ def _input(kind: str, b: int = 6) -> torch.Tensor:
     return torch.randn(b, 2)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("kind", ["dcgan", "mlp", "dcgan_mbd", "dcgan_rp"])
 @pytest.mark.parametrize("k", [1, 3])
-def test_outputs_and_gradients_equal_a_loop(kind, k):
+def test_outputs_and_gradients_equal_a_loop(kind, k, layout):
     torch.manual_seed(k)
     modules = [_make(kind)() for _ in range(k)]
     ref = [copy.deepcopy(m) for m in modules]
-    ens = DiscriminatorEnsemble(modules)
+    ens = DiscriminatorEnsemble(modules, layout=layout)
     x = _input(kind).requires_grad_(True)
     x_ref = x.detach().clone().requires_grad_(True)
     out, feats = ens(x, return_features=True)
@@ -72,14 +75,15 @@ def test_random_projections_differ_per_discriminator():
     assert all(not p.requires_grad for p in ens.buffer_dict().values())
 
 
-def test_spectral_norm_matches_torch_parametrization():
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_spectral_norm_matches_torch_parametrization(layout):
     """Batched spectral norm and torch.nn.utils.parametrizations.spectral_norm on each D converge to the same
     normalised discriminators (both divide by the largest singular value, found by power iteration)."""
     from torch.nn.utils.parametrizations import spectral_norm
 
     torch.manual_seed(0)
     modules = [_make("dcgan")() for _ in range(3)]
-    ens = DiscriminatorEnsemble(copy.deepcopy(modules), spectral_norm=True).train()
+    ens = DiscriminatorEnsemble(copy.deepcopy(modules), spectral_norm=True, layout=layout).train()
     refs = []
     for m in modules:
         m = copy.deepcopy(m)
@@ -100,13 +104,14 @@ def test_spectral_norm_matches_torch_parametrization():
         torch.testing.assert_close(s, torch.ones(3), atol=1e-3, rtol=0)
 
 
-def test_flops_of_the_ensemble_equal_k_separate_discriminators():
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_flops_of_the_ensemble_equal_k_separate_discriminators(layout):
     """FLOP accounting counts K vectorised discriminators like K separate ones (forward and backward)."""
     from gan_bench.cost import count_flops
 
     torch.manual_seed(0)
     modules = [_make("dcgan")() for _ in range(4)]
-    ens = DiscriminatorEnsemble(copy.deepcopy(modules))
+    ens = DiscriminatorEnsemble(copy.deepcopy(modules), layout=layout)
     x = torch.randn(8, 1, 16, 16)
     _, vec = count_flops(lambda: ens(x).sum().backward())
     _, loop = count_flops(lambda: sum(m(x).sum() for m in modules).backward())
@@ -119,12 +124,13 @@ def test_flops_of_the_ensemble_equal_k_separate_discriminators():
     assert vec == loop > 0
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("kind", ["dcgan", "mlp", "dcgan_mbd"])
-def test_per_member_inputs_each_discriminator_sees_its_own_batch(kind):
+def test_per_member_inputs_each_discriminator_sees_its_own_batch(kind, layout):
     torch.manual_seed(0)
     modules = [_make(kind)() for _ in range(3)]
     ref = [copy.deepcopy(m) for m in modules]
-    ens = DiscriminatorEnsemble(modules)
+    ens = DiscriminatorEnsemble(modules, layout=layout)
     xs = torch.stack([_input(kind) for _ in range(3)])  # three different batches
     out = ens(xs, per_member=True)
     torch.testing.assert_close(out, torch.stack([m(x) for m, x in zip(ref, xs)]), atol=1e-5, rtol=0)
@@ -141,16 +147,17 @@ def test_per_member_inputs_each_discriminator_sees_its_own_batch(kind):
         ens(x[:2], per_member=True)
 
 
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("d_kind", ["dcgan", "dcgan_rp", "dcgan_sn"])
 @pytest.mark.parametrize("kind", ["wgan_gp", "r1", "dragan"])
-def test_ensemble_penalty_one_backward_equals_k_batched_backwards(kind, d_kind):
+def test_ensemble_penalty_one_backward_equals_k_batched_backwards(kind, d_kind, layout):
     """The ensemble's per-member route and the generic is_grads_batched route give the same penalty and
     the same gradients w.r.t. every discriminator's parameters (also with random projections and spectral norm)."""
     from gan_bench.stabilizers.gradient_penalty import gradient_penalty
 
     torch.manual_seed(1)
     make = _make("dcgan" if d_kind == "dcgan_sn" else d_kind)
-    ens = DiscriminatorEnsemble([make() for _ in range(3)], spectral_norm=d_kind == "dcgan_sn")
+    ens = DiscriminatorEnsemble([make() for _ in range(3)], spectral_norm=d_kind == "dcgan_sn", layout=layout)
     ens.eval()  # no power iteration between the two routes' forward passes
     real, fake = _input("dcgan"), _input("dcgan")
     torch.manual_seed(5)

@@ -137,8 +137,9 @@ def test_ensemble_equals_k_separate_modules(kwargs, shape, projected):
     x = torch.randn(4, *shape)
     out, feats = ens(x, return_features=True)
     ref = [m(x, return_features=True) for m in refs]
-    torch.testing.assert_close(out, torch.stack([o for o, _ in ref]), atol=1e-5, rtol=1e-5)
-    torch.testing.assert_close(feats, torch.stack([f for _, f in ref]), atol=1e-5, rtol=1e-5)
+    # float rounding: on the CPU the ensemble (layout loop) convolves channels-last batches, the modules NCHW ones
+    torch.testing.assert_close(out, torch.stack([o for o, _ in ref]), atol=5e-5, rtol=1e-5)
+    torch.testing.assert_close(feats, torch.stack([f for _, f in ref]), atol=5e-5, rtol=1e-5)
     w = torch.tensor([1.0, 2.0, 3.0])
     (out.mean(1) * w).sum().backward()
     (torch.stack([o.mean() for o, _ in ref]) * w).sum().backward()

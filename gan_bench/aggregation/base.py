@@ -78,10 +78,13 @@ class Aggregation(nn.Module):
 class GeneratorRoute:
     """How the generator's losses depend on its parameters, for aggregations that need per-loss gradients:
     ``images`` = G(z) (carrying G's graph), ``views`` = the per-discriminator views of them that the losses were
-    computed from (``[K, B, ...]``, or None when the discriminators saw one shared batch, e.g. unrolled ones)."""
+    computed from (``[K, B, ...]``, or None when the discriminators saw one shared batch, e.g. unrolled ones).
+    ``batched``: the K per-loss backward passes as one vmapped pass (``is_grads_batched``), or one after another
+    (False; what the ensemble's loop layout chooses on the CPU, where vmapped convolution backwards are slower)."""
 
-    def __init__(self, images: Tensor, views: Tensor | None, generator_params: Sequence[Tensor]):
+    def __init__(self, images: Tensor, views: Tensor | None, generator_params: Sequence[Tensor], batched: bool = True):
         self.images, self.views, self.generator_params = images, views, list(generator_params)
+        self.batched = batched
 
 
 def check_reduction(reduction: str) -> str:

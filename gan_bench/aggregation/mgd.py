@@ -72,9 +72,9 @@ class MultipleGradientDescent(Aggregation):
         g_params = route.generator_params
         if route.views is not None:
             (cotangents,) = torch.autograd.grad(losses.sum(), route.views)
-            rows = batched_vjp_rows(route.images, cotangents, g_params)  # [K, P]
+            rows = batched_vjp_rows(route.images, cotangents, g_params, batched=route.batched)  # [K, P]
         else:
-            rows = per_loss_grads(losses, g_params)
+            rows = per_loss_grads(losses, g_params, batched=route.batched)
         distributed.mean_([rows])  # data-parallel: the min-norm point of the GLOBAL per-D gradients
         direction, logs = self.combine(rows)
         grads = [g.view_as(p) for g, p in zip(torch.split(direction, [p.numel() for p in g_params]), g_params)]
@@ -83,27 +83,36 @@ class MultipleGradientDescent(Aggregation):
         return grads + [torch.zeros_like(p) for p in list(params)[len(g_params):]], logs
 
 
-def per_loss_grads(losses: Tensor, params: list[Tensor], retain_graph: bool = False) -> Tensor:
+def per_loss_grads(losses: Tensor, params: list[Tensor], retain_graph: bool = False, batched: bool = True) -> Tensor:
     """``[K]`` losses -> ``[K, P]`` gradients, row k = ``d l_k / d params`` flattened and concatenated in
-    the order of ``params``. One batched backward pass (``grad_outputs = I_K``, ``is_grads_batched``).
-    Parameters that no loss depends on get zero columns. ``retain_graph=True`` keeps the graph alive."""
+    the order of ``params``. One batched backward pass (``grad_outputs = I_K``, ``is_grads_batched``), or with
+    ``batched=False`` K passes. Parameters that no loss depends on get zero columns. ``retain_graph=True`` keeps the
+    graph alive."""
     if losses.ndim != 1 or losses.numel() == 0:
         raise ValueError(f"losses must be a non-empty 1-D tensor of shape [K], got shape {tuple(losses.shape)}.")
     eye = torch.eye(losses.numel(), dtype=losses.dtype, device=losses.device)
-    return batched_vjp_rows(losses, eye, params, retain_graph=retain_graph)
+    return batched_vjp_rows(losses, eye, params, retain_graph=retain_graph, batched=batched)
 
 
-def batched_vjp_rows(output: Tensor, cotangents: Tensor, params: list[Tensor], retain_graph: bool = False) -> Tensor:
+def batched_vjp_rows(output: Tensor, cotangents: Tensor, params: list[Tensor], retain_graph: bool = False,
+                     batched: bool = True) -> Tensor:
     """``[K, P]``: row k = ``cotangents[k]`` pulled back from ``output`` to ``params`` (flattened, concatenated),
-    the K vector-Jacobian products in one batched backward pass. With ``output`` = the generator's images and
-    ``cotangents[k]`` = d l_k / d images, the rows are the K generators' gradients of MGD."""
+    the K vector-Jacobian products in one batched backward pass (``batched=False``: K backward passes, each keeping
+    the graph for the next; on the CPU they beat the vmapped pass, whose convolution backwards run grouped). With
+    ``output`` = the generator's images and ``cotangents[k]`` = d l_k / d images, the rows are the K generators'
+    gradients of MGD."""
     if len(params) == 0:
         raise ValueError("params is empty: pass the generator's parameters.")
     if cotangents.shape[1:] != output.shape:
         raise ValueError(f"cotangents must have shape [K, *{tuple(output.shape)}], got {tuple(cotangents.shape)}.")
     k = cotangents.shape[0]
-    grads = torch.autograd.grad(output, params, grad_outputs=cotangents, is_grads_batched=True,
-                                retain_graph=retain_graph, allow_unused=True)
+    if batched:
+        grads = torch.autograd.grad(output, params, grad_outputs=cotangents, is_grads_batched=True,
+                                    retain_graph=retain_graph, allow_unused=True)
+    else:
+        each = [torch.autograd.grad(output, params, grad_outputs=c, retain_graph=retain_graph or i < k - 1,
+                                    allow_unused=True) for i, c in enumerate(cotangents.unbind(0))]
+        grads = [None if g[0] is None else torch.stack(g) for g in zip(*each)]
     rows = [g.reshape(k, -1) if g is not None else p.new_zeros(k, p.numel()) for g, p in zip(grads, params)]
     return torch.cat(rows, dim=1)
 

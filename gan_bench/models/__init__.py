@@ -31,9 +31,11 @@ def build_discriminator(cfg: Any, data_shape: tuple[int, ...]) -> nn.Module:
 
 
 def build_discriminators(cfg: Any, data_shape: tuple[int, ...]) -> DiscriminatorEnsemble:
-    """The K discriminators as one vectorised ensemble, their interface checked on a probe batch."""
+    """The K discriminators as one ensemble (evaluated as ``discriminators.layout`` says), their interface checked on a
+    probe batch."""
     return DiscriminatorEnsemble.build(lambda: build_discriminator(cfg, data_shape), cfg.discriminators.count,
-                                       spectral_norm=cfg.discriminators.spectral_norm, in_shape=tuple(data_shape))
+                                       spectral_norm=cfg.discriminators.spectral_norm, in_shape=tuple(data_shape),
+                                       layout=str(cfg.discriminators.get("layout", "auto")))
 
 
 __all__ = ["DISCRIMINATORS", "DiscriminatorEnsemble", "GENERATORS", "PROJECTIONS", "build_discriminator",
