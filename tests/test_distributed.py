@@ -64,7 +64,8 @@ def test_two_ranks_train_what_one_process_trains(tmp_path, case):
 def test_a_two_rank_run_resumes_and_rank_0_alone_writes(tmp_path):
     """HV with feature matching and alternating Adam, 4 iterations on 2 ranks, resumed on 2 ranks to 8: the G and Ds
     of one process trained 8 iterations, and the evaluation of one process on the same samples."""
-    args = [*POINTS, "aggregation=hv", "regularizer.feature_matching=0.5", "train.checkpoint_every=4", "eval.metrics=[modes]", "eval.n_samples=300",
+    args = [*POINTS, "aggregation=hv", "regularizer.feature_matching=0.5", "train.checkpoint_every=4",
+            "eval.metrics=[modes]", "eval.n_samples=300",
             "eval.batch_size=64", "eval.every=4", "eval.generators=[raw]"]
     run = tmp_path / "two"
     r = torchrun(*args, "train.iterations=4", f"hydra.run.dir={run}")
