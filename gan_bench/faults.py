@@ -15,6 +15,7 @@ Unset (the normal case) it does nothing.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import time
 from pathlib import Path
@@ -28,11 +29,18 @@ _fired: set[str] = set()
 
 def planned(kind: str) -> int | None:
     """The iteration at which ``kind`` is to happen, or None."""
-    for item in os.environ.get("GAN_BENCH_FAULT", "").split(","):
+    return _plan(os.environ.get("GAN_BENCH_FAULT", "")).get(kind)
+
+
+@functools.lru_cache(maxsize=8)
+def _plan(text: str) -> dict[str, int]:
+    """``KIND@ITERATION,...`` parsed once (the training step asks after every iteration); the first entry per kind."""
+    plan: dict[str, int] = {}
+    for item in text.split(","):
         name, _, at = item.strip().partition("@")
-        if name == kind and at.isdigit():
-            return int(at)
-    return None
+        if at.isdigit():
+            plan.setdefault(name, int(at))
+    return plan
 
 
 def inject_nan(model: torch.nn.Module, iteration: int) -> None:
