@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import TINY, cli, compose
+from conftest import TINY, cli, cli_here, compose
 from gan_bench.train import train
 
 RING = ["dataset=ring8", "model=mlp", "model.generator.width=16", "model.discriminator.width=16", "model.z_dim=4",
@@ -22,7 +22,7 @@ def test_modes_evaluated_during_training_for_each_generator(tmp_path):
     assert "modes" in out["protocol"]
 
 
-def test_eval_command_appends_and_keeps_the_checkpoint(tmp_path):
+def test_eval_command_appends_and_keeps_the_checkpoint(tmp_path, capsys):
     run = tmp_path / "run"
     train(compose(["train.iterations=2", *RING]), run)
     before = (run / "checkpoints" / "last.pt").read_bytes()
@@ -32,15 +32,15 @@ def test_eval_command_appends_and_keeps_the_checkpoint(tmp_path):
     assert m["eval"][-1]["generator"] == "raw" and "modes_covered" in m["eval"][-1]
     assert m["eval"][-1]["source"].startswith("gan-bench eval")
     assert (run / "checkpoints" / "last.pt").read_bytes() == before
-    r = cli("eval", str(run))
+    r = cli_here(capsys, "eval", str(run))
     assert r.returncode == 2 and "eval.metrics" in r.stderr
-    r = cli("eval", str(run), "eval.metrix=[modes]")
+    r = cli_here(capsys, "eval", str(run), "eval.metrix=[modes]")
     assert r.returncode == 2 and "metrix" in r.stderr and "Traceback" not in r.stderr
-    r = cli("eval", str(run), "eval.metrics=[fidd]")
+    r = cli_here(capsys, "eval", str(run), "eval.metrics=[fidd]")
     assert r.returncode == 2 and "fidd" in r.stderr
 
 
-def test_classifier_train_then_classifier_fid_in_training(tmp_path):
+def test_classifier_train_then_classifier_fid_in_training(tmp_path, capsys):
     out = tmp_path / "cls.pt"
     r = cli("classifier", "train", "dataset=digits", "dataset.resolution=8", "classifier.epochs=3",
             f"classifier.out={out}")
@@ -48,7 +48,7 @@ def test_classifier_train_then_classifier_fid_in_training(tmp_path):
     assert out.is_file() and "test accuracy" in r.stdout
     acc = float(r.stdout.split("test accuracy ")[1].split("%")[0])
     assert acc > 50  # far above chance (10 %): the classifier learned the digits
-    r = cli("classifier", "train", "dataset=digits", "dataset.resolution=8", f"classifier.out={out}")
+    r = cli_here(capsys, "classifier", "train", "dataset=digits", "dataset.resolution=8", f"classifier.out={out}")
     assert r.returncode == 2 and "exists" in r.stderr
     res = train(compose(["train.iterations=2", *TINY, "eval.metrics=[fid_classifier]", "eval.n_samples=100",
                          f"eval.classifier={out}", "eval.generators=[raw]"]), tmp_path / "run")

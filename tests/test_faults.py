@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, cli
+from conftest import REPO, cli, cli_here
 from test_train import POINTS, _assert_same, _weights
 
 RING = ["dataset=ring8", "model=mlp", *POINTS]
@@ -221,14 +221,14 @@ def test_an_unreadable_image_is_one_line_naming_the_file_or_skipped(tmp_path, in
     assert str(bad) in json.loads((tmp_path / "skip" / "metrics.json").read_text())["data"]["skipped_files"]
 
 
-def test_a_truncated_idx_gz_is_one_line_naming_the_file(tmp_path):
+def test_a_truncated_idx_gz_is_one_line_naming_the_file(tmp_path, capsys):
     root = tmp_path / "fmnist"
     root.mkdir()
     for part, body in (("images-idx3", b"\x00\x00\x08\x03" + (60).to_bytes(4, "big") + (28).to_bytes(4, "big") * 2
                         + bytes(60 * 784)), ("labels-idx1", b"\x00\x00\x08\x01" + (60).to_bytes(4, "big") + bytes(60))):
         blob = gzip.compress(body)
         (root / f"train-{part}-ubyte.gz").write_bytes(blob[: len(blob) // 2] if part == "images-idx3" else blob)
-    r = cli("train", "dataset=fashion_mnist", f"dataset.root={root}", "dataset.download=false",
+    r = cli_here(capsys, "train", "dataset=fashion_mnist", f"dataset.root={root}", "dataset.download=false",
             "train.iterations=2", "train.batch_size=4", f"hydra.run.dir={tmp_path / 'run'}")
     assert r.returncode == 2
     assert r.stderr.strip().splitlines()[-1].startswith(
@@ -237,7 +237,7 @@ def test_a_truncated_idx_gz_is_one_line_naming_the_file(tmp_path):
 
 
 # -- someone else's folder, someone else's run ------------------------------------------------------------------------
-def test_a_bad_launch_into_a_folder_of_logs_deletes_nothing(tmp_path):
+def test_a_bad_launch_into_a_folder_of_logs_deletes_nothing(tmp_path, capsys):
     folder = tmp_path / "mine"
     folder.mkdir()
     (folder / "notes.log").write_text("my notes")
@@ -246,41 +246,41 @@ def test_a_bad_launch_into_a_folder_of_logs_deletes_nothing(tmp_path):
     for bad in (["aggregation=hv", "aggregation.delta=0.5"],  # a bad value
                 ["dataset=image_folder", f"dataset.root={tmp_path}/no"],  # data that is not there
                 ["+train.iteratons=5"]):  # an unknown key
-        r = cli("train", *bad, f"hydra.run.dir={folder}")
+        r = cli_here(capsys, "train", *bad, f"hydra.run.dir={folder}")
         assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
         assert _digests(folder) == before and sorted(p.name for p in folder.iterdir()) == ["notes.log", "train.log"]
 
 
-def test_a_refused_relaunch_writes_nothing_and_resume_keeps_the_run_config(tmp_path):
+def test_a_refused_relaunch_writes_nothing_and_resume_keeps_the_run_config(tmp_path, capsys):
     run = tmp_path / "run"
     r = cli("train", "train.iterations=3", *RING, "loss=hinge", f"hydra.run.dir={run}")
     assert r.returncode == 0, r.stderr[-2000:]
     before = _digests(run)
-    r = cli("train", "train.iterations=3", *RING, "loss=ls", f"hydra.run.dir={run}")
+    r = cli_here(capsys, "train", "train.iterations=3", *RING, "loss=ls", f"hydra.run.dir={run}")
     assert r.returncode == 2
     assert "already holds a run" in r.stderr and "nothing was written" in r.stderr
     assert _digests(run) == before  # .hydra/config.yaml, overrides.yaml, hydra.yaml included
-    r = cli("train", f"resume={run}", "loss=ls")
+    r = cli_here(capsys, "train", f"resume={run}", "loss=ls")
     assert r.returncode == 2 and "cannot change loss when resuming" in r.stderr
     r = cli("train", f"resume={run}", "train.iterations=5")
     assert r.returncode == 0, r.stderr[-2000:]
     config = json.loads((run / "metrics.json").read_text())["config"]
     assert config["loss"]["_target_"] == "gan_bench.losses.Hinge" and config["train"]["iterations"] == 5
     assert "loss=hinge" in (run / ".hydra" / "overrides.yaml").read_text()  # the launch record was never touched
-    r = cli("report", str(run), "--by", "loss", "--no-files")
+    r = cli_here(capsys, "report", str(run), "--by", "loss", "--no-files")
     assert r.returncode == 0 and "hinge" in r.stdout, r.stdout + r.stderr
 
 
-def test_a_run_killed_before_its_first_checkpoint_says_so(tmp_path):
+def test_a_run_killed_before_its_first_checkpoint_says_so(tmp_path, capsys):
     run = tmp_path / "run"
     proc = _start("train.iterations=100000", *RING, "train.checkpoint_every=100000", f"hydra.run.dir={run}")
     _wait_for(run / "status.json", proc)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    r = cli("train", f"resume={run}")
+    r = cli_here(capsys, "train", f"resume={run}")
     assert r.returncode == 2
     assert r.stderr.strip() == f"gan-bench: error: no checkpoint in {run}: expected {run}/checkpoints/last.pt"
-    r = cli("report", str(run), "--no-files")
+    r = cli_here(capsys, "report", str(run), "--no-files")
     assert "interrupted" in r.stdout + r.stderr  # a running status whose process is gone
 
 

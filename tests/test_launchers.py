@@ -73,21 +73,25 @@ def test_a_preempted_job_continues_when_the_same_command_is_launched_again(tmp_p
     r = cli("train", "train.iterations=40", *args, f"hydra.run.dir={tmp_path / 'straight'}")
     assert r.returncode == 0, r.stderr[-2000:]
     _assert_same(_weights(job), _weights(tmp_path / "straight"))
-    r = cli("train", *command)  # and once more: the finished job is not run again
-    assert r.returncode == 0 and "already finished: not run again" in r.stdout + r.stderr + _job_logs(sweep)
+    # a finished job is not run again: test_a_relaunch_never_continues_a_different_run
 
 
 def test_a_relaunch_never_continues_a_different_run(tmp_path):
+    """Relaunched, a job whose folder holds a different run is refused and one whose run finished is not run again;
+    neither touches what is there."""
     sweep = tmp_path / "sweep"
-    r = cli("train", "-m", "aggregation.delta=1.5", *SWEEP, f"hydra.sweep.dir={sweep}")
+    r = cli("train", "-m", "aggregation.delta=1.5,2.0", *SWEEP, f"hydra.sweep.dir={sweep}")
     assert r.returncode == 0, r.stderr[-2000:]
-    before = (sweep / "0" / "checkpoints" / "last.pt").read_bytes()
-    r = cli("train", "-m", "aggregation.delta=2.5", *SWEEP, f"hydra.sweep.dir={sweep}")
+    before = {j: (sweep / j / "checkpoints" / "last.pt").read_bytes() for j in ("0", "1")}
+    metrics = (sweep / "1" / "metrics.json").read_bytes()
+    r = cli("train", "-m", "aggregation.delta=2.5,2.0", *SWEEP, f"hydra.sweep.dir={sweep}")
     assert r.returncode == 1
     assert "holds a different run (aggregation.delta differs from this job's config); nothing was overwritten" \
         in r.stderr
-    assert (sweep / "0" / "checkpoints" / "last.pt").read_bytes() == before
-    assert _status(sweep / "0")["state"] == "finished"  # the refused job leaves the earlier run's record alone
+    assert f"{sweep / '1'} already finished: not run again" in r.stdout
+    assert {j: (sweep / j / "checkpoints" / "last.pt").read_bytes() for j in ("0", "1")} == before
+    assert (sweep / "1" / "metrics.json").read_bytes() == metrics
+    assert _status(sweep / "0")["state"] == _status(sweep / "1")["state"] == "finished"  # records left alone
 
 
 def _job_logs(sweep: Path) -> str:

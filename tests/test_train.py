@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import DEVICE, REPO, TINY, cli, compose
+from conftest import DEVICE, REPO, TINY, cli, cli_here, compose
 from gan_bench.errors import CheckpointError, ConfigError
 from gan_bench.train import train
 
@@ -144,7 +144,7 @@ def _digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_bad_checkpoints_give_clear_errors_and_touch_nothing(tmp_path):
+def test_bad_checkpoints_give_clear_errors_and_touch_nothing(tmp_path, capsys):
     run = tmp_path / "run"
     r = cli("train", "train.iterations=2", *TINY, f"hydra.run.dir={run}")
     assert r.returncode == 0, r.stderr
@@ -153,7 +153,8 @@ def test_bad_checkpoints_give_clear_errors_and_touch_nothing(tmp_path):
 
     # incompatible config: other K, other architecture
     before = {p: _digest(p) for p in (ckpt, metrics)}
-    r = cli("train", f"resume={run}", "discriminators.count=3", "model.discriminator.width=16", "train.iterations=4")
+    r = cli_here(capsys, "train", f"resume={run}", "discriminators.count=3", "model.discriminator.width=16",
+                 "train.iterations=4")
     assert r.returncode == 2
     assert "cannot change discriminators.count, model.discriminator.width when resuming" in r.stderr
     assert "only train.iterations" in r.stderr and "Traceback" not in r.stderr
@@ -162,17 +163,17 @@ def test_bad_checkpoints_give_clear_errors_and_touch_nothing(tmp_path):
     # truncated
     ckpt.write_bytes(good[: len(good) // 2])
     before = {p: _digest(p) for p in (ckpt, metrics)}
-    r = cli("train", f"resume={run}", "train.iterations=4")
+    r = cli_here(capsys, "train", f"resume={run}", "train.iterations=4")
     assert r.returncode == 2 and "truncated or corrupt" in r.stderr and "Traceback" not in r.stderr
     assert before == {p: _digest(p) for p in (ckpt, metrics)}
 
     # garbage
     ckpt.write_bytes(b"not a checkpoint at all" * 10)
-    r = cli("train", f"resume={run}", "train.iterations=4")
+    r = cli_here(capsys, "train", f"resume={run}", "train.iterations=4")
     assert r.returncode == 2 and "corrupt" in r.stderr
 
     # missing
-    r = cli("train", f"resume={tmp_path / 'nowhere'}")
+    r = cli_here(capsys, "train", f"resume={tmp_path / 'nowhere'}")
     assert r.returncode == 2 and "does not exist" in r.stderr
 
 
