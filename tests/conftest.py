@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+# one thread per test process and per process a test starts, unless OMP_NUM_THREADS says otherwise: the suite runs
+# one xdist worker per core, so more threads only compete for the same cores (set before torch is imported)
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 # isort: off
 import gan_bench  # noqa: F401  (sets OMP_WAIT_POLICY=PASSIVE: before torch is imported, or libgomp ignores it)
 # isort: on
@@ -13,7 +16,6 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 
 def compose(overrides: list[str] | tuple[str, ...] = ()):
