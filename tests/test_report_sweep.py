@@ -24,10 +24,12 @@ from gan_bench.report.collect import expand_sweep
 # -- the training overrides of the sweep, all in one place (rename config keys here) ----------------------------------
 SWEPT = ["aggregation=avg,hv", "train.seed=1,2"]  # 2 x 2 jobs: 0 avg/1, 1 avg/2, 2 hv/1, 3 hv/2
 K = 2
-TRAIN = ["dataset=ring8", "model=mlp", f"discriminators.count={K}", "train.iterations=8", "eval.every=4",
-         "eval.metrics=[modes]", "eval.n_samples=200", "eval.generators=[raw]", "dataset.n_points=512",
-         "model.generator.width=16", "model.discriminator.width=16", "model.z_dim=4", "train.batch_size=32",
-         "train.log_every=2", "train.sample_every=1000", "train.checkpoint_every=1000", "train.progress=off"]
+# a ring of radius 0.5 with std 0.1: after 8 iterations the runs' modes and quality are not all 0 and vary over time
+TRAIN = ["dataset=ring8", "dataset.scale=0.5", "dataset.std=0.1", "model=mlp", f"discriminators.count={K}",
+         "train.iterations=8", "eval.every=4", "eval.metrics=[modes]", "eval.n_samples=200", "eval.generators=[raw]",
+         "dataset.n_points=512", "model.generator.width=16", "model.discriminator.width=16", "model.z_dim=4",
+         "train.batch_size=32", "train.log_every=2", "train.sample_every=1000", "train.checkpoint_every=1000",
+         "train.progress=off"]
 GROUP_KEY = "aggregation"
 METRIC = "modes_covered"  # the default figure metric when there is no FID
 TABLE_METRICS = {"modes_covered": max, "high_quality": max}  # per-run best: higher is better
@@ -126,6 +128,28 @@ def test_report_folder_tables_match_the_runs_and_figures_are_pngs(sweep, capsys)
     assert f"`{sweep / hv_jobs[0]}`" in weights_run
 
 
+def test_until_compares_the_runs_at_one_budget(sweep, tmp_path, capsys):
+    """--until 4: the runs as if they had stopped after iteration 4 (they also evaluated at 8)."""
+    groups = runs_by_group(sweep)
+    assert {e["iteration"] for runs in groups.values() for m in runs for e in m["eval"]} == {4, 8}
+    assert report_main([str(sweep), "--until", "4", "--at", "last", "--no-files", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [r[GROUP_KEY] for r in rows] == list(groups)
+    differs = []
+    for row, runs in zip(rows, groups.values()):
+        for metric in TABLE_METRICS:
+            at = {i: [next(e[metric] for e in m["eval"] if e["iteration"] == i) for m in runs] for i in (4, 8)}
+            np.testing.assert_allclose(float(row[f"{metric}_mean"]), np.mean(at[4]))
+            differs.append(at[4] != at[8])
+        seconds = [m["cost"]["seconds_per_iteration"] for m in runs]  # the whole runs' cost
+        np.testing.assert_allclose(float(row["seconds_per_iteration_mean"]), np.mean(seconds))
+    assert any(differs)  # the evaluations at 8 would change the table: they were left out
+    out = tmp_path / "r"
+    assert report_main([str(sweep), "--until", "4", "--out", str(out), "--metric", METRIC]) == 0
+    assert "only evaluations up to iteration 4" in (out / "report.md").read_text()
+    assert json.loads((sweep / "0" / "metrics.json").read_text())["eval"][-1]["iteration"] == 8  # files untouched
+
+
 def test_existing_report_needs_force(sweep, tmp_path, capsys):
     out = tmp_path / "paper"
     assert report_main([str(sweep), "--out", str(out), "--no-files", "--format", "csv"]) == 0
@@ -159,6 +183,9 @@ def test_explicit_weights_run_and_metric(sweep, tmp_path):
     (["--metric", "is_std"], "--metric is_std: no finished run has a value of it"),
     (["--weights-run", "NOWHERE"], "is not a folder"),
     (["--weights-run", "SWEEP/0/.hydra"], "holds no TensorBoard event file"),
+    (["--until", "-1"], "--until -1: an iteration is 0 or more"),
+    (["--until", "3"], "--until 3: no finished run has an evaluation at or before iteration 3 (the first is at "
+                       "iteration 4)"),
 ])
 def test_bad_inputs_give_one_line(sweep, tmp_path, capsys, args, message):
     args = [a.replace("SWEEP", str(sweep)).replace("NOWHERE", str(tmp_path / "nowhere")) for a in args]

@@ -50,6 +50,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--generator", default="raw", help="raw, ema, uniform, or best (the best of all) (default: raw)")
     p.add_argument("--at", choices=("best", "last"), default="best",
                    help="per run, the best evaluation or the last one (default: best)")
+    p.add_argument("--until", type=int, metavar="ITERATION", help="only the evaluations at or before ITERATION: "
+                   "runs of different lengths compared at one budget (cost columns stay the whole runs')")
     p.add_argument("--format", choices=FORMATS, help="default: table, or from the --output suffix (.md .tex .csv)")
     p.add_argument("--output", "-o", metavar="FILE", help="write the table to FILE (atomically) instead of the "
                    "terminal; no report folder then, unless --out is given too")
@@ -120,10 +122,25 @@ def _show_table(report: Report, fmt: str, out: Path | None, force: bool) -> None
         print(table + ("\n" + jobs if jobs else ""), end="")
 
 
+def _until(collection: Collection, until: int) -> None:
+    """Drop every run's evaluations after iteration ``until`` (in the records of this report only)."""
+    if until < 0:
+        raise GanBenchError(f"--until {until}: an iteration is 0 or more")
+    first = min((e["iteration"] for r in collection.runs for e in r.metrics.get("eval", [])), default=None)
+    for job in collection.jobs:
+        metrics = job.record.metrics
+        if metrics.get("eval"):
+            job.record.metrics = {**metrics, "eval": [e for e in metrics["eval"] if e["iteration"] <= until]}
+    if first is None or first > until:
+        where = f"the first is at iteration {first}" if first is not None else "none has any"
+        raise GanBenchError(f"--until {until}: no finished run has an evaluation at or before iteration {until} "
+                            f"({where})")
+
+
 def report_main(args: list[str]) -> int:
-    """``gan-bench report PATH... [--metrics M,..] [--by KEY,..] [--generator G] [--at best|last] [--format F]
-    [--output FILE] [--out DIR] [--metric M] [--weights-run RUN_DIR] [--no-files] [--force]``; returns the exit
-    code, raises GanBenchError for user errors (before anything is written)."""
+    """``gan-bench report PATH... [--metrics M,..] [--by KEY,..] [--generator G] [--at best|last] [--until IT]
+    [--format F] [--output FILE] [--out DIR] [--metric M] [--weights-run RUN_DIR] [--no-files] [--force]``; returns
+    the exit code, raises GanBenchError for user errors (before anything is written)."""
     from gan_bench.report import output
 
     opts = _parser().parse_args(args)
@@ -132,8 +149,12 @@ def report_main(args: list[str]) -> int:
     collection = collect(opts.paths)
     if not collection.runs:
         raise GanBenchError(f"no finished run found below {', '.join(opts.paths)} ({collection.summary()})")
+    if opts.until is not None:
+        _until(collection, opts.until)
     report = build_report(collection.runs, _split(opts.metrics), _split(opts.by), opts.generator, opts.at,
                           collection.jobs)
+    if opts.until is not None:
+        report.caption += f"; only evaluations up to iteration {opts.until} (cost columns: the whole runs)"
     folder = _report_folder(opts)
     plan = None
     if folder is not None:
