@@ -16,9 +16,10 @@ SEEDS=${4:-1,2,3}
 ITERATIONS=$((EPOCHS * 938))
 N_SEEDS=$(echo "$SEEDS" | tr ',' '\n' | wc -l)
 RUNS=$((5 * N_SEEDS))
-# measured on one CPU thread (this project's CPU machine): ~0.5 s per iteration with 8 Ds (MGD ~0.6), ~0.07 s with 1 D;
+# measured on one CPU thread, two jobs at a time (this project's 2-core CPU machine): ~0.4 s per iteration with 8 Ds
+# (MGD ~0.55), ~0.08 s with 1 D;
 # a GPU runs these small MLPs ~50x faster (an estimate, not measured here)
-CPU_HOURS=$(python3 -c "print(round(${ITERATIONS} * ${N_SEEDS} * (3 * 0.5 + 0.6 + 0.07) / 3600, 1))")
+CPU_HOURS=$(python3 -c "print(round(${ITERATIONS} * ${N_SEEDS} * (3 * 0.4 + 0.55 + 0.08) / 3600, 1))")
 GPU_HOURS=$(python3 -c "print(round(${CPU_HOURS} / 50, 1))")
 echo "multid_mnist: ${RUNS} runs (avg8, gman8, hv8, mgd8, 1d x seeds ${SEEDS}), ${EPOCHS} epochs = ${ITERATIONS} iterations each"
 echo "  FID-c (LeNet logits, 1,000 samples from fixed noise, test-set statistics) once per epoch -> ${OUT}"
