@@ -17,7 +17,6 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 
 
-
 def compose(overrides: list[str] | tuple[str, ...] = ()):
     """The config `gan-bench train OVERRIDES` would run with (the same composition and error messages)."""
     from gan_bench.launch import compose_config

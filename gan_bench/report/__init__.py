@@ -51,7 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--at", choices=("best", "last"), default="best",
                    help="per run, the best evaluation or the last one (default: best)")
     p.add_argument("--until", type=int, metavar="ITERATION", help="only the evaluations at or before ITERATION: "
-                   "runs of different lengths compared at one budget (cost columns stay the whole runs')")
+                   "runs of different lengths compared at one budget (the cost columns and the aggregation "
+                   "weights figure stay the whole runs')")
     p.add_argument("--format", choices=FORMATS, help="default: table, or from the --output suffix (.md .tex .csv)")
     p.add_argument("--output", "-o", metavar="FILE", help="write the table to FILE (atomically) instead of the "
                    "terminal; no report folder then, unless --out is given too")
