@@ -72,8 +72,9 @@ def cli(*args: str, cwd: Path | None = None, timeout: float = 300,
 
 def cli_here(capsys, *args: str) -> subprocess.CompletedProcess:
     """``gan-bench ARGS`` run by ``gan_bench.cli.main`` in this process, stdout and stderr captured: for the CLI's
-    refusals, which end before anything is built or written (what a process adds, the exit status and the stream
-    the line goes to, is the same code: ``sys.exit(main())``; tests/test_config.py runs one refusal as a process)."""
+    refusals, which end before anything is built or written, and for ``report --no-files`` (it only reads); what a
+    process adds, the exit status and the stream the line goes to, is the same code: ``sys.exit(main())``
+    (tests/test_config.py runs one refusal as a process)."""
     from gan_bench.cli import main
 
     capsys.readouterr()
