@@ -128,14 +128,14 @@ def _until(collection: Collection, until: int) -> None:
     if until < 0:
         raise GanBenchError(f"--until {until}: an iteration is 0 or more")
     first = min((e["iteration"] for r in collection.runs for e in r.metrics.get("eval", [])), default=None)
-    for job in collection.jobs:
-        metrics = job.record.metrics
-        if metrics.get("eval"):
-            job.record.metrics = {**metrics, "eval": [e for e in metrics["eval"] if e["iteration"] <= until]}
     if first is None or first > until:
         where = f"the first is at iteration {first}" if first is not None else "none has any"
         raise GanBenchError(f"--until {until}: no finished run has an evaluation at or before iteration {until} "
                             f"({where})")
+    for job in collection.jobs:
+        metrics = job.record.metrics
+        if metrics.get("eval"):
+            job.record.metrics = {**metrics, "eval": [e for e in metrics["eval"] if e["iteration"] <= until]}
 
 
 def report_main(args: list[str]) -> int:
