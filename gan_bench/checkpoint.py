@@ -4,6 +4,12 @@ A checkpoint holds G, all Ds, the aggregation, the game optimizer (base states, 
 SVRE snapshot, Lookahead slow weights), parameter averages, regulariser state, the iteration, every
 RNG state (python, numpy, torch, CUDA) and the resolved config. It is written to a temporary file in
 the same folder, flushed and fsynced, then ``os.replace``d: a crash mid-write never leaves a broken file.
+
+A checkpoint may come from someone else, so loading it never runs code: it holds tensors and plain data only
+(dicts, lists, tuples, strings, numbers; format 3) and is read by :func:`gan_bench.loading.load_tensors`
+(``torch.load(weights_only=True)``). Format 2 stored numpy's RNG state as a numpy array, which that loader also
+rebuilds, so such files still load. A file naming anything else is refused in one line before anything in it is
+built.
 """
 from __future__ import annotations
 
@@ -16,26 +22,46 @@ from typing import Any
 import numpy as np
 import torch
 
-from gan_bench.errors import CheckpointError
+from gan_bench.errors import CheckpointError, GanBenchError
 from gan_bench.files import atomic_write
+from gan_bench.loading import load_tensors
 
-FORMAT = 2  # 2: the config holds _target_ nodes (gan-bench >= the plug-in layout); 1: the earlier flat config
+#: 3: tensors and plain data only (numpy's RNG state as a tensor); 2: numpy's RNG state as a numpy array; 1: the flat
+#: config of before the _target_ nodes (refused)
+FORMAT = 3
+READABLE = (2, 3)
 #: config keys a resumed run may change; every other key defines the run (its maths) and must stay as it was
 RESUMABLE = ("train.iterations", "train.log_every", "train.checkpoint_every", "train.sample_every", "train.progress",
              "train.device", "train.measure_flops", "train.on_nan", "train.max_rollbacks", "train.rollback_lr_factor",
-             "train.objective", "discriminators.layout", "eval", "name", "resume", "plugins")
+             "train.max_abs_loss", "train.collapse_checks", "train.collapse_g_loss", "train.objective",
+             "discriminators.layout", "eval", "name", "resume", "plugins")
 
 
 def rng_state() -> dict:
-    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    """Every RNG state as tensors and plain data (numpy's MT19937 key as an int64 tensor)."""
+    legacy = np.random.get_state(legacy=False)
+    numpy_state = {"bit_generator": legacy["bit_generator"], "has_gauss": int(legacy["has_gauss"]),
+                   "gauss": float(legacy["gauss"]),
+                   "state": {"key": torch.from_numpy(legacy["state"]["key"].astype(np.int64)),
+                             "pos": int(legacy["state"]["pos"])}}
+    state = {"python": random.getstate(), "numpy": numpy_state, "torch": torch.get_rng_state()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
+def _numpy_state(saved: Any) -> Any:
+    """numpy's RNG state as ``np.random.set_state`` takes it, from format 3 (plain) or format 2 (numpy's tuple)."""
+    if isinstance(saved, dict):
+        key = saved["state"]["key"]
+        key = key.numpy() if isinstance(key, torch.Tensor) else np.asarray(key)
+        return {**saved, "state": {"key": key.astype(np.uint32), "pos": saved["state"]["pos"]}}
+    return saved
+
+
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    np.random.set_state(state["numpy"])
+    np.random.set_state(_numpy_state(state["numpy"]))
     torch.set_rng_state(state["torch"])
     if "cuda" in state and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(state["cuda"])
@@ -53,7 +79,8 @@ def save_checkpoint(path: Path, state: dict) -> None:
 
 
 def load_checkpoint(path: Path) -> dict:
-    """Load a checkpoint on the CPU, turning every way it can be broken into one readable CheckpointError."""
+    """Load a checkpoint on the CPU, turning every way it can be broken into one readable CheckpointError. Nothing in
+    the file runs: see the module doc."""
     path = Path(path)
     if path.is_dir():
         candidates = [path / "checkpoints" / "last.pt", path / "last.pt"]
@@ -64,7 +91,9 @@ def load_checkpoint(path: Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
+        state = load_tensors(path, f"checkpoint {path}")
+    except GanBenchError:
+        raise
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise CheckpointError(f"checkpoint {path} is truncated or corrupt and cannot be read ({first[:200]})") from None
@@ -73,7 +102,7 @@ def load_checkpoint(path: Path) -> dict:
     if isinstance(state, dict) and state.get("format") == 1:
         raise CheckpointError(f"{path} was written by an earlier gan-bench (checkpoint format 1, before the config "
                               "became _target_ nodes); this version cannot resume it: start a new run")
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    if not isinstance(state, dict) or state.get("format") not in READABLE:
         raise CheckpointError(f"{path} is not a gan-bench checkpoint (format {FORMAT})")
     state["path"] = str(path)
     return state

@@ -149,6 +149,13 @@ class TrainConfig:
     on_nan: OnNan = OnNan.stop  # non-finite loss, gradient or parameter: stop (status diverged) or roll back
     max_rollbacks: int = num(3, 0)  # on_nan=rollback: at most this many rollbacks, then stop
     rollback_lr_factor: float = num(1.0, 0, strict=True, high=1.0)  # learning rates times this at each rollback
+    # a loss of a discriminator's game above this in size is a blow-up (diverged, as for non-finite values): a
+    # million needs logits of about 1e6 (NS, minimax, hinge, Wasserstein) or D outputs of 1e3 (LS)
+    max_abs_loss: float = num(1e6, 0, strict=True)
+    # collapsed (diverged): every D's loss exactly 0 and G's loss above collapse_g_loss at this many consecutive
+    # checks (0 = off); NS / minimax G losses of 50 mean D(G(z)) < e^-50
+    collapse_checks: int = num(3, 0)
+    collapse_g_loss: float = num(50.0, 0)
     objective: Optional[str] = None  # a result key (e.g. fid, mode_kl) a sweep's job returns: its best value (Optuna)
 
 

@@ -15,3 +15,7 @@ class DataError(GanBenchError):
 
 class CheckpointError(GanBenchError):
     """A checkpoint that is missing, truncated, corrupt or incompatible with the config."""
+
+
+class UnsafeFileError(GanBenchError):
+    """A file that asks to build objects other than tensors and plain data (it could run code): never loaded."""

@@ -87,6 +87,7 @@ class GANGame(FiniteSumGame):
         self.last: dict[str, Tensor] = {}  # detached per-evaluation statistics for logging
         self.record = True  # compute the logging-only statistics (norms, accuracies); the loop sets it per iteration
         self.health = torch.ones((), dtype=torch.bool, device=device)  # all losses and gradients finite so far
+        self.peak_loss = torch.zeros((), device=device)  # the largest |per-D loss| since the last health check
 
     # -- the Game protocol ----------------------------------------------------------------------------------------
     def params(self, name: str) -> list[Tensor]:
@@ -148,10 +149,11 @@ class GANGame(FiniteSumGame):
         if "D" in self.stab.penalties:  # historical averaging
             loss = loss + self.stab.penalties["D"]()
         grads = list(torch.autograd.grad(loss, self._params["D"], retain_graph=keep_graph))
-        self.watch(loss, grads)
+        self.watch(loss, grads, total)
         self.last["d/loss"] = distributed.mean(losses) if self.record else losses.detach()
-        if self.record:  # per-discriminator gradient norms: the stacked parameters carry D_k in slice k
-            self.last["grad_norm/D"] = torch.stack([g.detach().flatten(1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+        if self.record:  # per-discriminator gradient norms (float64: no overflow): D_k's parameters are slice k
+            self.last["grad_norm/D"] = torch.stack([g.detach().flatten(1).double().pow(2).sum(1)
+                                                    for g in grads]).sum(0).sqrt()
             acc_r, acc_f = d_accuracy(f.real_out.logits.detach(), f.fake_out.logits.detach())
             self.last.update({"d/acc_real": acc_r, "d/acc_fake": acc_f})
         return grads
@@ -166,16 +168,18 @@ class GANGame(FiniteSumGame):
         penalty = self.stab.penalties["G"]() if "G" in self.stab.penalties else None  # historical averaging
         route = GeneratorRoute(f.fake, f.views, list(self.G.parameters()), batched=self.D.active_layout == "vmap")
         grads, logs = self.agg.generator_grads(losses, self._params["G"], penalty, route)
-        self.watch(losses.sum(), grads)
+        self.watch(losses.sum(), grads, losses)
         self.last.update({f"agg/{k}": v.detach() for k, v in logs.items()})
-        if self.record:
-            self.last["grad_norm/G"] = torch.stack([g.detach().pow(2).sum() for g in grads]).sum().sqrt()
+        if self.record:  # float64: the norm of finite float32 gradients never overflows
+            self.last["grad_norm/G"] = torch.stack([g.detach().double().pow(2).sum() for g in grads]).sum().sqrt()
         return grads
 
-    def watch(self, loss: Tensor, grads: list[Tensor]) -> None:
-        """AND the health flag with the finiteness of a loss and its gradients, on the device (no host sync)."""
+    def watch(self, loss: Tensor, grads: list[Tensor], per_d: Tensor) -> None:
+        """AND the health flag with the finiteness of a loss and its gradients, and keep the largest |loss| of a
+        discriminator's (``per_d``, [K]), on the device (no host sync)."""
         total = loss.detach() + torch.stack([g.detach().sum() for g in grads]).sum()
         self.health = self.health & torch.isfinite(total)
+        self.peak_loss = torch.maximum(self.peak_loss, per_d.detach().abs().max().float())
 
     def after_step(self) -> None:
         """Called once per iteration, after the optimizer's step."""

@@ -4,16 +4,21 @@
   before a time limit or preemption, with submitit's requeue handler) only set a flag; the loop finishes the current
   step, writes a checkpoint at that iteration, records the status, hands the signal to the handler that was there
   before (submitit requeues the job) and exits with 128 + the signal number. A second Ctrl-C stops at once.
-* Divergence: the game ANDs a device-side flag with the finiteness of every loss and gradient it computes (no host
-  synchronisation per step); :func:`healthy` reads it, and checks every parameter, at each log, sample, evaluation
-  and checkpoint boundary — always before anything is written. ``train.on_nan=stop`` ends the run (status
-  ``diverged``, exit 3); ``rollback`` reloads the last good state and continues on a fresh, recorded random stream
-  (learning rates times ``train.rollback_lr_factor``), at most ``train.max_rollbacks`` times.
+* Divergence: the game ANDs a device-side flag with the finiteness of every loss and gradient it computes and keeps
+  the largest |loss| of a discriminator's game (no host synchronisation per step); :func:`health` reads both, every
+  parameter and the latest losses, at each log, sample, evaluation and checkpoint boundary — always before anything
+  is written. A game has diverged when anything is non-finite, when a loss blew up while staying finite (|loss| >
+  ``train.max_abs_loss``), or when it collapsed: every discriminator's loss exactly 0 while G's loss is above
+  ``train.collapse_g_loss``, at ``train.collapse_checks`` consecutive checks. ``train.on_nan=stop`` ends the run
+  (status ``diverged`` with the reason, exit 3); ``rollback`` reloads the last good state and continues on a fresh,
+  recorded random stream (learning rates times ``train.rollback_lr_factor``), at most ``train.max_rollbacks``
+  times.
 """
 from __future__ import annotations
 
 import io
 import signal
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
@@ -70,11 +75,41 @@ class SignalGuard:
             signal.signal(s, handler)
 
 
-def healthy(run: "Run") -> bool:
-    """True when every loss and gradient since the last check, and every parameter now, is finite (one host sync)."""
+@dataclass
+class Health:
+    """What one check of the run's state found (read from the device in one sync)."""
+
+    finite: bool  # every loss and gradient since the last check, and every parameter now, is finite
+    peak_loss: float  # the largest |loss| of a discriminator's game since the last check
+    d_loss_zero: bool  # every discriminator's latest loss is exactly 0
+    g_loss: float  # the mean of G's latest K losses (nan before G's first step)
+
+    def blown_up(self, max_abs_loss: float) -> bool:
+        return self.finite and self.peak_loss > max_abs_loss
+
+    def saturated(self, g_bound: float) -> bool:
+        return self.finite and self.d_loss_zero and self.g_loss > g_bound
+
+
+def health(run: "Run", reset: bool = True) -> Health:
+    """The run's :class:`Health` (one host sync); ``reset`` starts the next check's loss peak from 0."""
     params = list(list(run.G.parameters()) + list(run.D.parameters()) + list(run.agg.parameters()))
-    finite = torch.stack([torch.isfinite(p).all() for p in params]).all() & run.game.health
-    return bool(finite.item())
+    game = run.game
+    finite = torch.stack([torch.isfinite(p).all() for p in params]).all() & game.health
+    nan = torch.full((), float("nan"), dtype=torch.float64, device=run.device)
+    d, g = game.last.get("d/loss"), game.last.get("g/l_k")
+    values = torch.stack([finite.double(), game.peak_loss.double(),
+                          (d == 0).all().double() if d is not None else nan * 0,
+                          g.double().mean() if g is not None else nan]).tolist()
+    if reset:
+        game.peak_loss = torch.zeros_like(game.peak_loss)
+    return Health(bool(values[0]), values[1], bool(values[2] == 1), values[3])
+
+
+def healthy(run: "Run", max_abs_loss: float) -> bool:
+    """True when nothing is non-finite and no loss blew up (for a checkpoint at an arbitrary iteration)."""
+    h = health(run, reset=False)
+    return h.finite and not h.blown_up(max_abs_loss)
 
 
 def snapshot(run: "Run") -> bytes:
@@ -85,10 +120,13 @@ def snapshot(run: "Run") -> bytes:
 
 
 def restore(run: "Run", state: bytes | dict) -> None:
-    sd = torch.load(io.BytesIO(state), map_location="cpu", weights_only=False) if isinstance(state, bytes) else state
+    from gan_bench.loading import load_tensors
+
+    sd = load_tensors(io.BytesIO(state), "the in-memory state") if isinstance(state, bytes) else state
     sd.setdefault("path", "the last good state")
     run.load_state_dict(sd)
     run.game.health = torch.ones((), dtype=torch.bool, device=run.device)
+    run.game.peak_loss = torch.zeros((), device=run.device)
 
 
 def fresh_stream(run: "Run") -> int:

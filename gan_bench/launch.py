@@ -11,13 +11,16 @@
 """
 from __future__ import annotations
 
+import contextlib
+import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
+from gan_bench import runlock
 from gan_bench.errors import CheckpointError, ConfigError, GanBenchError
 
 #: files and folders that mark a folder as holding a run (or a launch's record)
@@ -205,10 +208,13 @@ def distributed_command(args: list[str]) -> int:
         try:
             check_config(job)
             run_dir = resolved_run_dir(cfg)
-            if holds_run(run_dir):
-                raise ConfigError(f"{run_dir} already holds a run; continue it with resume={run_dir} — nothing was "
-                                  "written")
             _LAUNCH["created"] = not run_dir.exists()
+            runlock.acquire(run_dir, create=True)  # rank 0 holds the folder for the whole run
+            try:
+                _refuse_if_holds_run(run_dir)
+            except ConfigError:
+                runlock.release(run_dir, discard=True)
+                raise
         except GanBenchError as err:
             error = str(err)
     error, run_dir = distributed.broadcast((error, None if run_dir is None else str(run_dir)))
@@ -217,7 +223,10 @@ def distributed_command(args: list[str]) -> int:
             raise ConfigError(error)
         return 2
     if distributed.is_main():
-        return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={run_dir}"])
+        try:
+            return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={run_dir}"])
+        finally:
+            runlock.release(Path(run_dir))
     check_config(job)
     return _train_job(job, Path(run_dir), None, sweep=False)[0]
 
@@ -229,13 +238,25 @@ def single_command(args: list[str]) -> int:
 
     job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     check_config(job)
+    _preload(job)
+    _LAUNCH["created"] = not run_dir.exists()
+    runlock.acquire(run_dir, create=True)  # before anything is written; a folder in use is refused first
+    try:
+        _refuse_if_holds_run(run_dir)
+    except ConfigError:
+        runlock.release(run_dir, discard=True)
+        raise
+    try:
+        return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={run_dir}"])
+    finally:
+        runlock.release(run_dir)
+
+
+def _refuse_if_holds_run(run_dir: Path) -> None:
     found = holds_run(run_dir)
     if found:
         raise ConfigError(f"{run_dir} already holds a run ({', '.join(found)}); continue it with gan-bench train "
                           f"resume={run_dir}, or choose another hydra.run.dir — nothing was written")
-    _preload(job)
-    _LAUNCH["created"] = not run_dir.exists()
-    return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={run_dir}"])
 
 
 def _preload(cfg: DictConfig) -> None:
@@ -253,7 +274,9 @@ def sweep_command(args: list[str]) -> int:
     _LAUNCH["failures"] = []
     hydra_only = [a for a in args if a.lstrip("+").startswith(("hydra.", "hydra/")) and "," not in a]
     sweep_dir = Path(str(compose_config(hydra_only, return_hydra_config=True).hydra.sweep.dir)).expanduser()
-    code = _hydra([*_without(args, "hydra.sweep.dir"), f"hydra.sweep.dir={sweep_dir}"])
+    record = [] if _value(args, "hydra.output_subdir") is not None else [  # see JOB_RECORD_ENV
+        "hydra.output_subdir=null", f"++hydra.job.env_set.{JOB_RECORD_ENV}=.hydra"]
+    code = _hydra([*_without(args, "hydra.sweep.dir"), f"hydra.sweep.dir={sweep_dir}", *record])
     failures = dict(_LAUNCH["failures"])
     failures.update(_failed_jobs(sweep_dir))
     if failures:
@@ -281,29 +304,49 @@ def _failed_jobs(sweep_dir: Path) -> dict[str, str]:
 
 def resume_command(resume: str, args: list[str]) -> int:
     """Continue a run from its checkpoint, with the configuration stored in the checkpoint (see module doc)."""
+    from gan_bench import distributed
     from gan_bench.checkpoint import load_checkpoint, resumable
     from gan_bench.config import check_config
 
     run_dir = _resume_dir(resume, args)
-    state = load_checkpoint(run_dir)
-    cfg = OmegaConf.create(state["config"])
-    changes = _without(args, "resume", "hydra.run.dir")
-    keys = [o.lstrip("+").split("=", 1)[0] for o in changes]
-    refused = [k for k, o in zip(keys, changes) if "=" not in o or not resumable(k)]
-    if refused:
-        raise CheckpointError(f"cannot change {', '.join(refused)} when resuming: a resumed run keeps the "
-                              f"configuration stored in its checkpoint; only {', '.join(_resumable_list())} may change")
-    for o in changes:
-        key = o.lstrip("+").split("=", 1)[0]
-        OmegaConf.update(cfg, key, OmegaConf.select(OmegaConf.from_dotlist([o.lstrip("+")]), key), force_add=True)
-    cfg.resume = "true"
-    from gan_bench import distributed
+    main = os.environ.get("RANK", "0") == "0"  # torchrun: rank 0 holds the folder
+    with runlock.hold(run_dir) if main and run_dir.is_dir() else contextlib.nullcontext():
+        state = load_checkpoint(run_dir)
+        cfg = stored_with_command(state["config"], _without(args, "resume", "hydra.run.dir"), resumable,
+                                  lambda keys: f"cannot change {', '.join(keys)} when resuming: a resumed run keeps "
+                                               "the configuration stored in its checkpoint; only "
+                                               f"{', '.join(_resumable_list())} may change")
+        cfg.resume = "true"
+        distributed.setup(str(cfg.train.device))
+        check_config(cfg)
+        if distributed.is_main():
+            _log_to(run_dir / "train.log")
+        return _train_job(cfg, run_dir, state, sweep=False)[0]
 
-    distributed.setup(str(cfg.train.device))
-    check_config(cfg)
-    if distributed.is_main():
-        _log_to(run_dir / "train.log")
-    return _train_job(cfg, run_dir, state, sweep=False)[0]
+
+def stored_with_command(stored: dict, tokens: list[str], may_change: Callable[[str], bool],
+                        refusal: Callable[[list[str]], str]) -> DictConfig:
+    """A checkpoint's config (keys added since it was written at their defaults) with what ``tokens`` change in it;
+    a key outside ``may_change`` whose value would change is refused (``refusal(keys)``), a value repeated unchanged
+    is accepted. Before anything is imported: the stored classes and plugins must be gan-bench's own or named on
+    this command line (:mod:`gan_bench.trust`)."""
+    from gan_bench import trust
+    from gan_bench.config import plain
+
+    stored = trust.complete(stored)
+    hydra_keys = [t for t in tokens if t.lstrip("+~").startswith(("hydra.", "hydra/"))]
+    if hydra_keys:
+        raise CheckpointError(refusal([t.lstrip("+~").split("=", 1)[0] for t in hydra_keys]))
+    composed = plain(compose_config(tokens)) if tokens else {}
+    trust.check_trusted(stored, tokens, composed)
+    changes, refused = trust.command_changes(stored, tokens, composed, lambda t: plain(compose_config(t)),
+                                             may_change)
+    if refused:
+        raise CheckpointError(refusal(refused))
+    cfg = OmegaConf.create(stored)
+    for path, value in changes.items():
+        OmegaConf.update(cfg, path, value, force_add=True, merge=False)
+    return cfg
 
 
 def _resumable_list() -> list[str]:
@@ -358,22 +401,62 @@ def _hydra(args: list[str]) -> int:
 
 
 def _task(cfg: DictConfig) -> Any:
-    """One job of Hydra: train in the folder Hydra made. In a sweep, a job whose folder already holds its unfinished
-    run (a requeued or relaunched job) continues it, a finished one is not run again; the job returns
-    ``train.objective`` to the sweeper (Optuna), NaN when it failed."""
+    """One job of Hydra: train in the folder Hydra made, holding its lock. In a sweep, a job whose folder already
+    holds its unfinished run (a requeued or relaunched job) continues it, a finished one is not run again, and a
+    folder held by another process or holding another run is refused (one line; the sweep goes on and names it at
+    the end); the job returns ``train.objective`` to the sweeper (Optuna), the worst value when it failed."""
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
+
+    from gan_bench import distributed
 
     hc = HydraConfig.get()
     run_dir, sweep = Path(hc.runtime.output_dir), hc.mode == RunMode.MULTIRUN
     _set_threads(hc)
-    state, metrics = (_relaunched(cfg, run_dir) if sweep else (None, None))
-    code = 0
-    if metrics is None:
-        code, metrics = _train_job(cfg, run_dir, state, sweep=sweep)
+    code, metrics = 0, None
+    try:
+        with runlock.hold(run_dir) if distributed.is_main() else contextlib.nullcontext():
+            state, metrics = (_relaunched(cfg, run_dir) if sweep else (None, None))
+            if sweep and os.environ.get(JOB_RECORD_ENV):
+                _write_job_record(cfg, run_dir, os.environ[JOB_RECORD_ENV])
+            if metrics is None:
+                code, metrics = _train_job(cfg, run_dir, state, sweep=sweep)
+    except GanBenchError as err:  # a sweep job refused before it started: its folder is left as it was
+        if not sweep:
+            raise
+        print(f"gan-bench: error: {err}", file=sys.stderr, flush=True)
+        _LAUNCH["failures"].append((str(run_dir), f"refused: {err}"))
     if code:
         sys.exit(code)
     return objective(cfg, metrics)
+
+
+#: set (through ``hydra.job.env_set``) in a sweep's jobs: Hydra's own ``.hydra/`` record is switched off
+#: (``hydra.output_subdir=null``) and the job writes it into this sub-folder once it holds its folder's lock, so a
+#: job refused for a folder in use or holding another run leaves that folder's record as it was
+JOB_RECORD_ENV = "GAN_BENCH_JOB_RECORD"
+
+
+def _write_job_record(cfg: DictConfig, run_dir: Path, subdir: str) -> None:
+    """The three files Hydra writes into a job's ``.hydra/`` (config.yaml, hydra.yaml, overrides.yaml), as Hydra
+    writes them; an existing record (a job continuing its run) is kept."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict, read_write
+
+    from gan_bench.files import atomic_write_bytes
+
+    folder = run_dir / subdir
+    if (folder / "overrides.yaml").is_file():
+        return
+    hydra_cfg = OmegaConf.create(OmegaConf.to_container(HydraConfig.instance().cfg, resolve=False))
+    with read_write(hydra_cfg), open_dict(hydra_cfg):
+        hydra_cfg.hydra.output_subdir = subdir
+        hydra_cfg.hydra.job.env_set.pop(JOB_RECORD_ENV, None)
+        ours = ("hydra.output_subdir=null", f"++hydra.job.env_set.{JOB_RECORD_ENV}={subdir}")
+        hydra_cfg.hydra.overrides.hydra = [o for o in hydra_cfg.hydra.overrides.hydra if o not in ours]
+    files = {"config.yaml": cfg, "hydra.yaml": hydra_cfg, "overrides.yaml": hydra_cfg.hydra.overrides.task}
+    for name, node in files.items():
+        atomic_write_bytes(folder / name, OmegaConf.to_yaml(node).encode())
 
 
 def _set_threads(hc: Any) -> None:
@@ -398,11 +481,12 @@ def _relaunched(cfg: DictConfig, run_dir: Path) -> tuple[dict | None, dict | Non
 
     from gan_bench.checkpoint import config_changes, load_checkpoint, resumable
     from gan_bench.config import plain
+    from gan_bench.trust import complete
 
     if not (run_dir / "checkpoints" / "last.pt").is_file():
         return None, None
     state = load_checkpoint(run_dir)
-    differs = [k for k, _, _ in config_changes(state["config"], plain(cfg)) if not resumable(k)]
+    differs = [k for k, _, _ in config_changes(complete(state["config"]), plain(cfg)) if not resumable(k)]
     if differs:
         raise ConfigError(f"{run_dir} holds a different run ({differs[0]} differs from this job's config); nothing "
                           "was overwritten")
@@ -501,7 +585,7 @@ def _remove_if_created(run_dir: Path) -> None:
     only with nothing in it but what this launch wrote before training (.hydra/, the job log, status.json)."""
     import shutil
 
-    made = (".hydra", "status.json")
+    made = (".hydra", "status.json", runlock.LOCK_FILE)
     if _LAUNCH["created"] and run_dir.is_dir() and all(p.name in made or p.suffix == ".log" for p in run_dir.iterdir()):
         shutil.rmtree(run_dir, ignore_errors=True)
 

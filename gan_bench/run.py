@@ -123,7 +123,9 @@ class Run:
         }
 
     def load_state_dict(self, sd: dict) -> None:
-        check_resumable(sd["config"], plain(self.cfg), sd.get("path", "?"))
+        from gan_bench.trust import complete
+
+        check_resumable(complete(sd["config"]), plain(self.cfg), sd.get("path", "?"))
         self.G.load_state_dict(sd["G"])
         self.D.load_state_dict(sd["D"])
         self.agg.load_state_dict(sd["aggregation"])

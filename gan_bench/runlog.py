@@ -18,7 +18,7 @@ def scalars(stats: dict[str, torch.Tensor]) -> dict[str, float]:
     if not stats:
         return {}
     keys = list(stats)
-    flat = torch.cat([stats[k].detach().float().reshape(-1) for k in keys]).cpu().tolist()
+    flat = torch.cat([stats[k].detach().double().reshape(-1) for k in keys]).cpu().tolist()  # float64: no overflow
     out: dict[str, float] = {}
     i = 0
     for k in keys:

@@ -2,6 +2,7 @@
 the metrics, checkpoint → metrics.json."""
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from gan_bench import distributed, faults, guard
+from gan_bench import distributed, faults, guard, runlock
 from gan_bench.checkpoint import load_checkpoint, save_checkpoint
 from gan_bench.config import plain
 from gan_bench.cost import count_flops, peak_memory_mb
@@ -206,6 +207,7 @@ class Loop:
         self.real_points = run.data.x if run.data.kind == "points" else None
         self.last: dict[str, float] = {}
         self.initial = guard.snapshot(run) if t.on_nan == "rollback" and self.ckpt_iteration is None else None
+        self.saturated = 0  # consecutive checks at which the game looked collapsed
 
     def status(self, state: str, reason: str | None = None) -> None:
         if not self.main:
@@ -265,14 +267,32 @@ class Loop:
         self.status("running")
 
     def check_health(self) -> bool:
-        """True if the state is finite (on every rank). Otherwise stop (diverged) or roll back, and return False."""
-        if distributed.all_true(guard.healthy(self.run), self.run.device):
+        """True if the game is healthy (on every rank). Otherwise (non-finite, blown up or collapsed: see
+        :mod:`gan_bench.guard`) stop with status diverged or roll back, and return False."""
+        it, t, device = self.run.iteration, self.t, self.run.device
+        h = guard.health(self.run)
+        ok = distributed.all_true(h.finite and not h.blown_up(t.max_abs_loss), device)
+        saturated = distributed.all_true(h.saturated(t.collapse_g_loss), device)
+        self.saturated = self.saturated + 1 if saturated else 0
+        collapsed = 0 < t.collapse_checks <= self.saturated
+        if ok and not collapsed:
             return True
-        it, t = self.run.iteration, self.t
         where = (f"the last good checkpoint is at iteration {self.ckpt_iteration}" if self.ckpt_iteration is not None
                  else "no checkpoint had been written")
-        reason = (f"non-finite loss, gradient or parameter detected at iteration {it} (checked every "
-                  f"{math.gcd(t.log_every, t.checkpoint_every)} iterations); {where}")
+        every = math.gcd(t.log_every, t.checkpoint_every)
+        if not h.finite:
+            reason = f"non-finite loss, gradient or parameter detected at iteration {it} (checked every {every} " \
+                     f"iterations); {where}"
+        elif not ok:
+            reason = (f"a loss blew up by iteration {it}: a discriminator's game reached |loss| = {h.peak_loss:.3g} > "
+                      f"train.max_abs_loss={t.max_abs_loss:g} (finite, but far beyond any value of a working game); "
+                      f"{where}")
+        else:
+            reason = (f"the game collapsed by iteration {it}: every discriminator's loss is exactly 0 while G's loss "
+                      f"is {h.g_loss:.3g} > train.collapse_g_loss={t.collapse_g_loss:g}, at {self.saturated} "
+                      f"consecutive checks (every {every} iterations): the discriminators win outright and G learns "
+                      f"nothing; {where}")
+        self.saturated = 0
         if t.on_nan == "rollback" and len(self.run.rollbacks) < t.max_rollbacks:
             self.rollback(reason)
             return False
@@ -302,7 +322,7 @@ class Loop:
         handler that was there before (a launcher's requeue), tell how to resume."""
         signum = signals.signum
         name = guard.SIGNAL_NAMES.get(signum, f"signal {signum}")
-        if distributed.all_true(guard.healthy(self.run), self.run.device):
+        if distributed.all_true(guard.healthy(self.run, self.t.max_abs_loss), self.run.device):
             self.checkpoint()
         reason = f"{name} at iteration {self.run.iteration}"
         self.status("interrupted", reason)
@@ -337,15 +357,17 @@ class Loop:
 
 def train(cfg: DictConfig, run_dir: Path, state: dict | None = None) -> dict:
     """Train in ``run_dir`` (resuming from the checkpoint ``state`` when given) and return metrics.json's content.
-    A signal raises :class:`gan_bench.guard.Interrupted` after the checkpoint; a divergence that could not be rolled
-    back raises :class:`gan_bench.guard.Diverged`; other failures are recorded in status.json and re-raised."""
+    The process holds the folder's lock meanwhile (:mod:`gan_bench.runlock`; rank 0 under torchrun). A signal raises
+    :class:`gan_bench.guard.Interrupted` after the checkpoint; a divergence that could not be rolled back raises
+    :class:`gan_bench.guard.Diverged`; other failures are recorded in status.json and re-raised."""
     run_dir = Path(run_dir)
-    run = _prepare(cfg, run_dir, state)
-    try:
-        loop = Loop(run, run_dir)
-    except Exception as err:
-        if distributed.is_main():
-            write_status(run_dir, "failed", iteration=run.iteration, iterations=cfg.train.iterations,
-                         reason=f"{type(err).__name__}: {err}")
-        raise
-    return loop.train()
+    with runlock.hold(run_dir, create=True) if distributed.is_main() else contextlib.nullcontext():
+        run = _prepare(cfg, run_dir, state)
+        try:
+            loop = Loop(run, run_dir)
+        except Exception as err:
+            if distributed.is_main():
+                write_status(run_dir, "failed", iteration=run.iteration, iterations=cfg.train.iterations,
+                             reason=f"{type(err).__name__}: {err}")
+            raise
+        return loop.train()

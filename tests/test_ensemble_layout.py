@@ -373,7 +373,7 @@ def test_the_layout_may_change_on_resume_and_a_resume_in_one_layout_is_bit_exact
     train(compose([*args, "train.iterations=4", "discriminators.layout=loop"]), tmp_path / "full")
     train(compose([*args, "train.iterations=2", "discriminators.layout=loop"]), tmp_path / "part")
     train(compose([*args, "train.iterations=4", "discriminators.layout=loop", "resume=true"]), tmp_path / "part")
-    full, part = (torch.load(tmp_path / r / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    full, part = (torch.load(tmp_path / r / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
                   for r in ("full", "part"))
     assert full["iteration"] == part["iteration"] == 4
     for player in ("G", "D"):

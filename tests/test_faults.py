@@ -70,7 +70,7 @@ def test_kill_during_a_checkpoint_write_keeps_the_previous_checkpoint_and_resume
     proc.wait()
     stale = [p for p in ckpts.iterdir() if p.name.startswith(".last.pt.") and p.suffix == ".tmp"]
     assert stale, "the kill left the half-written temporary file"
-    assert torch.load(ckpts / "last.pt", weights_only=False)["iteration"] == 4  # the previous one, intact
+    assert torch.load(ckpts / "last.pt", weights_only=True)["iteration"] == 4  # the previous one, intact
     assert _status(run)["state"] == "running" and _status(run)["checkpoint_iteration"] == 4
     r = cli("train", f"resume={run}", "train.iterations=10")
     assert r.returncode == 0, r.stderr[-2000:]
@@ -89,7 +89,7 @@ def test_nan_stops_the_run_keeps_the_good_checkpoint_and_writes_strict_json(tmp_
     assert "the last good checkpoint is at iteration 4" in line
     status = _status(run)
     assert status["state"] == "diverged" and status["checkpoint_iteration"] == 4
-    sd = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    sd = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert sd["iteration"] == 4 and all(torch.isfinite(t).all() for t in sd["G"].values() if t.is_floating_point())
     text = (run / "metrics.json").read_text()
     assert "NaN" not in text and "Infinity" not in text
@@ -105,7 +105,7 @@ def test_nan_rolls_back_on_a_fresh_recorded_stream_and_resumes_bit_exactly(tmp_p
     m = json.loads((run / "metrics.json").read_text())
     assert m["rollbacks"] == [{"detected_at": 6, "resumed_from": 4, "seed": 7919, "lr_factor": 0.5}]
     assert m["iterations"] == 12 and _status(run)["state"] == "finished"
-    sd = torch.load(run / "checkpoints" / "last.pt", weights_only=False)
+    sd = torch.load(run / "checkpoints" / "last.pt", weights_only=True)
     assert all(torch.isfinite(t).all() for t in sd["G"].values() if t.is_floating_point())
     assert [g["lr"] for g in sd["optimizer"]["optimizers"]["G"]["param_groups"]] == [pytest.approx(2e-4 * 0.5)]
     # a rolled-back run resumes exactly like any other: interrupt at 12, resume to 16, against one go to 16
@@ -142,7 +142,7 @@ def test_a_signal_finishes_the_step_checkpoints_records_and_resumes_bit_exactly(
     assert status["state"] == "interrupted" and status["reason"] == f"{name} at iteration {done}"
     assert status["checkpoint_iteration"] == done and status["resume_command"] == f"gan-bench train resume={run}"
     assert f"continue with: gan-bench train resume={run}" in err.strip().splitlines()[-1]
-    assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["iteration"] == done
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["iteration"] == done
     if sig != signal.SIGTERM:
         return
     r = cli("train", f"resume={run}", f"train.iterations={done + 3}")
@@ -160,7 +160,7 @@ def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_previous_checkpoint
     lines = r.stderr.strip().splitlines()
     assert lines[-1] == (f"gan-bench: error: no space left on the device while writing {run}/checkpoints/last.pt; "
                          "the previous checkpoint at iteration 4 is intact")
-    assert torch.load(run / "checkpoints" / "last.pt", weights_only=False)["iteration"] == 4
+    assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["iteration"] == 4
     assert not [p for p in (run / "checkpoints").iterdir() if p.name != "last.pt"]  # no temporary left
     assert _status(run)["state"] == "failed" and "no space left" in _status(run)["reason"]
 

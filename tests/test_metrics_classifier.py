@@ -171,7 +171,7 @@ def test_classifier_cli_lenet_reaches_98_percent_on_real_mnist(tmp_path) -> None
     res = cli("classifier", "train", "dataset=mnist", "dataset.root=" + str(tmp_path / "no_files"),
               "classifier.epochs=1", "classifier.batch_size=16", f"classifier.out={out}", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
-    meta = torch.load(out, weights_only=False)["meta"]
+    meta = torch.load(out, weights_only=True)["meta"]
     assert meta["n_train"] == 60000 and meta["n_test"] == 10000
     assert meta["test_accuracy"] >= 0.98, meta
     assert f"test accuracy {meta['test_accuracy'] * 100:.2f}%" in res.stdout

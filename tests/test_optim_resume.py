@@ -33,7 +33,7 @@ def round_trip(obj):
     buf = io.BytesIO()
     torch.save(obj, buf)
     buf.seek(0)
-    return torch.load(buf, weights_only=False)
+    return torch.load(buf, weights_only=True)
 
 
 def run_resumed(c: dict, n_dis: int, load: bool = True) -> tuple[dict, dict]:

@@ -38,7 +38,7 @@ def _here(project: Path, monkeypatch, capsys, *args: str):
 
 
 def _user_d_params(run_dir: Path) -> dict[str, tuple]:
-    sd = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    sd = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     return {k: tuple(v.shape) for k, v in sd["D"].items()}
 
 

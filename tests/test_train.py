@@ -30,7 +30,7 @@ def _run(tmp: Path, overrides: list[str]) -> dict:
 
 
 def _weights(run_dir: Path) -> dict:
-    sd = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=False)
+    sd = torch.load(run_dir / "checkpoints" / "last.pt", map_location="cpu", weights_only=True)
     return {"G": sd["G"], "D": sd["D"], "opt": sd["optimizer"], "avg": sd["averages"], "it": sd["iteration"]}
 
 
@@ -125,7 +125,7 @@ def test_kill_then_resume_is_bit_identical(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert ckpt.exists(), "the run never wrote a checkpoint"
-    done = torch.load(ckpt, map_location="cpu", weights_only=False)["iteration"]
+    done = torch.load(ckpt, map_location="cpu", weights_only=True)["iteration"]
     final = done + 4
     r = cli("train", f"resume={run}", f"train.iterations={final}")
     assert r.returncode == 0, r.stderr[-2000:]

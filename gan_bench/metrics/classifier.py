@@ -20,7 +20,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gan_bench.errors import UnsafeFileError
 from gan_bench.files import atomic_write
+from gan_bench.loading import load_tensors
 from gan_bench.metrics.errors import MetricsError
 
 ARCHS = ("lenet", "resnet18")
@@ -154,11 +156,11 @@ def load_classifier(path: str | Path, device: torch.device | str = "cpu") -> tup
     if not path.is_file():
         raise MetricsError(f"classifier file {path} does not exist")
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_tensors(path, f"classifier file {path}")
         meta = payload["meta"]
         model = build_classifier(meta["arch"], meta["in_channels"], meta["num_classes"])
         model.load_state_dict(payload["state_dict"])
-    except MetricsError:
+    except (MetricsError, UnsafeFileError):
         raise
     except Exception as exc:
         raise MetricsError(f"{path} is not a gan-bench classifier file: {str(exc).splitlines()[0]}") from exc

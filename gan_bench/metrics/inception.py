@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import importlib.util
 import shutil
 import socket
@@ -31,7 +30,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from gan_bench.files import atomic_write
+from gan_bench.errors import UnsafeFileError
+from gan_bench.files import atomic_write, file_sha256
+from gan_bench.loading import load_tensors
 from gan_bench.metrics.errors import MetricsError
 
 FID_WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -82,14 +83,6 @@ class InceptionWeights:
 def checkpoints_dir(hub_dir: str | Path | None = None) -> Path:
     """torch hub's checkpoint folder (``torch.hub.get_dir()/checkpoints``), where pytorch-fid's download lands."""
     return Path(hub_dir if hub_dir is not None else torch.hub.get_dir()) / "checkpoints"
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def fid_helper_model_path() -> Path | None:
@@ -234,9 +227,12 @@ def resolve_weights(
 def _load_file(path: Path) -> tuple[dict[str, torch.Tensor], str | None]:
     """State dict and conversion note of a real (plain state dict) or converted (``{"state_dict", ...}``) file."""
     try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = load_tensors(path, f"Inception weights {path}")
+    except UnsafeFileError:
+        raise
     except Exception as exc:
-        raise MetricsError(f"cannot read Inception weights {path}: {exc}") from exc
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise MetricsError(f"cannot read Inception weights {path}: {first}") from exc
     if isinstance(payload, dict) and "state_dict" in payload:
         return payload["state_dict"], str(payload.get("converted_from"))
     if not isinstance(payload, dict):

@@ -22,10 +22,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from gan_bench.data.stacked_mnist import N_MODES, mode_ids
+from gan_bench.files import file_sha256
 from gan_bench.metrics.classifier import load_classifier
 from gan_bench.metrics.errors import MetricsError
 from gan_bench.metrics.extractors.base import FeatureExtractor
-from gan_bench.metrics.inception import file_sha256
 from gan_bench.metrics.reference import RealReference
 from gan_bench.metrics.registry import IMAGES, FakeFeatures, Metric, Result, register_metric
 from gan_bench.metrics.settings import EvalSettings

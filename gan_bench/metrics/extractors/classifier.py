@@ -11,10 +11,10 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from gan_bench.files import file_sha256
 from gan_bench.metrics.classifier import LAYERS, classifier_outputs, load_classifier
 from gan_bench.metrics.errors import MetricsError
 from gan_bench.metrics.extractors.base import FeatureExtractor
-from gan_bench.metrics.inception import file_sha256
 from gan_bench.metrics.settings import EvalSettings
 
 
