@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, cli, cli_here
+from conftest import REPO, cli, cli_here, compose
+from gan_bench.train import train
 from test_faults import RING, _digests, _start, _status
 from test_train import _assert_same, _weights
 
@@ -39,8 +40,7 @@ class _Payload:
 def ring_run(tmp_path_factory) -> Path:
     """A finished 4-iteration ring8 run, made once for the tests that only read or copy it."""
     run = tmp_path_factory.mktemp("ring") / "run"
-    r = cli("train", "train.iterations=4", *RING, f"hydra.run.dir={run}")
-    assert r.returncode == 0, r.stderr[-2000:]
+    train(compose(["train.iterations=4", *RING]), run)
     return run
 
 
@@ -117,8 +117,7 @@ def test_a_format_2_checkpoint_still_resumes_bit_exactly(tmp_path):
     r = cli("train", f"resume={run}", "train.iterations=8")
     assert r.returncode == 0, r.stderr[-2000:]
     straight = tmp_path / "straight"
-    r = cli("train", "train.iterations=8", *args, f"hydra.run.dir={straight}")
-    assert r.returncode == 0, r.stderr[-2000:]
+    train(compose(["train.iterations=8", *args]), straight)
     _assert_same(_weights(run), _weights(straight))
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["format"] == 3
 
@@ -131,7 +130,8 @@ def _with_config(run: Path, **changes) -> None:
     torch.save(state, ckpt)
 
 
-def test_a_stored_config_builds_and_imports_nothing_the_user_did_not_name(ring_run, tmp_path):
+def test_a_stored_config_builds_and_imports_nothing_the_user_did_not_name(ring_run, tmp_path, capsys,
+                                                                          monkeypatch):
     victim = tmp_path / "victim.txt"
     victim.write_text("a user's precious file")
     run = _copy_run(ring_run, tmp_path / "shared")
@@ -155,8 +155,9 @@ def test_a_stored_config_builds_and_imports_nothing_the_user_did_not_name(ring_r
     assert r.returncode == 2 and "the stored config imports plugins=[their_metrics]" in _last_line(r)
     assert "repeat plugins=[their_metrics] on this command line" in _last_line(r)
     assert not marker.exists(), "a stored plug-in was imported"
-    # the user repeats it: their choice, imported, and the evaluation runs
-    r = cli("eval", str(run2), "eval.metrics=[modes]", "eval.n_samples=200", "plugins=[their_metrics]", env=env)
+    # the user repeats it: their choice, imported, and the evaluation runs (in this process)
+    monkeypatch.syspath_prepend(str(plugins))
+    r = cli_here(capsys, "eval", str(run2), "eval.metrics=[modes]", "eval.n_samples=200", "plugins=[their_metrics]")
     assert r.returncode == 0, r.stderr[-2000:]
     assert marker.read_text() == "ran"
 
@@ -166,9 +167,8 @@ def test_a_class_of_the_users_own_resumes_when_named_again(tmp_path, capsys, mon
 
     run = tmp_path / "run"
     own = ["model.discriminator._target_=my_gan_parts.TinyD", "+model.discriminator.hidden=16"]
-    r = cli("train", *own, *RUN, f"hydra.run.dir={run}", env=ENV)
-    assert r.returncode == 0, r.stderr[-2000:]
     monkeypatch.syspath_prepend(str(PLUGINS))
+    train(compose([*own, *RUN]), run)
     r = cli_here(capsys, "train", f"resume={run}", "train.iterations=4")
     assert r.returncode == 2 and "model.discriminator._target_=my_gan_parts.TinyD, which is not a registered " \
         "model/discriminator option" in r.stderr
@@ -201,7 +201,7 @@ def _in_use(r: subprocess.CompletedProcess, run: Path, pid: int) -> bool:
                 "one process per run folder — wait for it to end or stop it; nothing was written"))
 
 
-def test_a_run_folder_in_use_refuses_a_second_train_resume_and_eval(tmp_path):
+def test_a_run_folder_in_use_refuses_a_second_train_resume_and_eval(tmp_path, capsys):
     run = tmp_path / "run"
     a = _start("train.iterations=1000", *RING, "train.checkpoint_every=2", f"hydra.run.dir={run}",
                env={"GAN_BENCH_FAULT": "wait_for_signal@3"})
@@ -213,20 +213,23 @@ def test_a_run_folder_in_use_refuses_a_second_train_resume_and_eval(tmp_path):
         assert _status(run)["checkpoint_iteration"] == 2, "the run never reached its wait"
         names = sorted(p.name for p in run.rglob("*"))
         before = {k: v for k, v in _digests(run).items() if "tfevents" not in k}
+        # the second process is this one: the lock is the OS's, held by process A
         for args in (["train", "train.iterations=5", *RING, "train.seed=1", f"hydra.run.dir={run}"],
                      ["train", f"resume={run}", "train.iterations=10"],
                      ["eval", str(run), "eval.metrics=[modes]", "eval.n_samples=200"]):
-            r = cli(*args)
+            r = cli_here(capsys, *args)
             assert _in_use(r, run, a.pid), (args[:2], r.stderr[-2000:])
         assert sorted(p.name for p in run.rglob("*")) == names
         assert {k: v for k, v in _digests(run).items() if "tfevents" not in k} == before
     finally:
         a.send_signal(signal.SIGKILL)
         a.wait()
-    # the OS let go of the lock with the process: no stale lock, the run resumes
-    r = cli("train", f"resume={run}", "train.iterations=4")
-    assert r.returncode == 0, r.stderr[-2000:]
-    assert _status(run)["state"] == "finished"
+    # the OS let go of the lock with the process (no stale lock): the run is this process's to resume now
+    # (tests/test_faults.py resumes runs after kill -9 as real processes)
+    from gan_bench import runlock
+
+    with runlock.hold(run):
+        assert json.loads((run / runlock.LOCK_FILE).read_text())["pid"] == os.getpid()
 
 
 def test_two_launches_into_one_folder_at_the_same_moment_make_one_run(tmp_path):
@@ -315,10 +318,8 @@ def test_a_finite_blow_up_is_diverged_with_its_reason_and_rolls_back_on_request(
     status = _status(run)
     assert status["state"] == "diverged" and status["reason"].startswith("a loss blew up by iteration 2")
     # the rollback policy: back to the start with learning rates 1e6 * 1e-8, and the run goes on
-    r = cli("train", "train.iterations=20", *RING, *lr, "train.on_nan=rollback", "train.rollback_lr_factor=1e-8",
-            f"hydra.run.dir={tmp_path / 'rolled'}")
-    assert r.returncode == 0, r.stderr[-2000:]
-    m = json.loads((tmp_path / "rolled" / "metrics.json").read_text())
+    m = train(compose(["train.iterations=20", *RING, *lr, "train.on_nan=rollback", "train.rollback_lr_factor=1e-8"]),
+              tmp_path / "rolled")
     assert [(b["detected_at"], b["resumed_from"]) for b in m["rollbacks"]] == [(2, 0)]
     assert m["iterations"] == 20 and all(v is not None for v in m["final"].values())
     r = cli_here(capsys, "report", str(tmp_path), "--no-files")  # the report lists the diverged run and why
@@ -327,14 +328,17 @@ def test_a_finite_blow_up_is_diverged_with_its_reason_and_rolls_back_on_request(
 
 
 def test_a_game_whose_discriminators_win_outright_is_named_collapsed(tmp_path):
+    from gan_bench.guard import Diverged
+
     run = tmp_path / "run"
-    r = cli("train", "train.iterations=300", "loss=hinge", "optimizer.d.lr=0.05", "train.log_every=5",
-            "train.progress=off", "train.device=cpu", f"hydra.run.dir={run}")  # the default digits DCGAN
-    assert r.returncode == 3, r.stderr[-2000:]
-    assert "diverged: the game collapsed by iteration" in _last_line(r)
-    assert "every discriminator's loss is exactly 0 while G's loss is" in _last_line(r)
-    assert "at 3 consecutive checks (every 5 iterations)" in _last_line(r)
-    assert _status(run)["state"] == "diverged"
+    cfg = compose(["train.iterations=300", "loss=hinge", "optimizer.d.lr=0.05", "train.log_every=5",
+                   "train.progress=off", "train.device=cpu"])  # the default digits DCGAN, D's step 250 times Adam's
+    with pytest.raises(Diverged) as err:
+        train(cfg, run)
+    assert "diverged: the game collapsed by iteration" in str(err.value)
+    assert "every discriminator's loss is exactly 0 while G's loss is" in str(err.value)
+    assert "at 3 consecutive checks (every 5 iterations)" in str(err.value)
+    assert _status(run)["state"] == "diverged" and _status(run)["reason"] == str(err.value)[len("diverged: "):]
 
 
 def test_gradient_norms_do_not_overflow():
