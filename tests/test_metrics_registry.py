@@ -80,7 +80,7 @@ class BrightestChannels(Metric):
         self.counts, self.batches = torch.zeros(3, dtype=torch.long), 0
 
     def update(self, features: torch.Tensor) -> None:
-        self.counts += torch.bincount(features, minlength=3)
+        self.counts += torch.bincount(features, minlength=3).cpu()  # features arrive on the evaluation device
         self.batches += 1
 
     def compute(self, real: RealReference | None, fake: FakeFeatures) -> dict[str, int]:
