@@ -1,7 +1,7 @@
 """Atomic checkpoints with everything needed for an exact resume, and clear errors for bad ones.
 
 A checkpoint holds G, all Ds, the aggregation, the game optimizer (base states, extrapolation state,
-SVRE snapshot, Lookahead slow weights), parameter averages, regulariser state, the iteration, every
+SVRE snapshot, Lookahead slow weights), parameter averages, the stabilisers' state, the iteration, every
 RNG state (python, numpy, torch, CUDA) and the resolved config. It is written to a temporary file in
 the same folder, flushed and fsynced, then ``os.replace``d: a crash mid-write never leaves a broken file.
 

@@ -1,12 +1,15 @@
-"""The config contract: the schemas, how a ``_target_`` node is built, and the one check of a composed config.
+"""The config contract: the schemas and the one check of a composed config (a node is built by
+:mod:`gan_bench.build`, below every builder; this module stands above them all and checks with the same rules).
 
-* Plain sections (``train``, ``eval``, ``regularizer``, ``dataset`` by kind, ...) are dataclasses below; a field's
+* Plain sections (``train``, ``eval``, ``dataset`` by kind, ...) are dataclasses below; a field's
   allowed range is metadata on the field, checked by :func:`check_config` (the only place it is checked).
 * Components (``model.generator``, ``model.discriminator``, ``discriminators.projection``, ``loss``, ``aggregation``,
   ``optimizer.rule``, ``optimizer.base``) are ``_target_`` nodes. Each registered option's schema is its class's
   constructor signature (:mod:`gan_bench.registry`), stored in Hydra's ConfigStore as ``schema/<group>/<option>`` and
   named in the defaults list of the option's YAML, so Hydra types the node while composing; the constructor checks
   the values. A user's own class gets its schema from its signature the same way.
+* ``stabilizers`` holds one ``_target_`` node per stabiliser (``stabilizers.NAME``): each registered one is always
+  there (:func:`default_stabilizers`), typed by its schema, off at its defaults; yours are added to them.
 * :func:`check_config` runs on the composed config before anything is written: every node against its schema
   (this also catches keys added with ``+``, which Hydra lets through), the ranges, cross-component rules, and a dry
   build of every component (models on the meta device, the optimizer on a one-parameter game).
@@ -14,22 +17,21 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import importlib
 import typing
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from gan_bench.build import check_keys, first_line, instantiate, plain, structured, target_class
 from gan_bench.data.core import MIXTURES, DatasetName
-from gan_bench.errors import ConfigError, GanBenchError
-from gan_bench.models.ensemble import LAYOUTS
-from gan_bench.registry import HYDRA_KEYS, Registry, choice, locate, signature_schema
-from gan_bench.stabilizers.gradient_penalty import Penalty
-from gan_bench.stabilizers.unrolled import Method as UnrollMethod
+from gan_bench.errors import ConfigError
+from gan_bench.models.ensemble import Layout as EnsembleLayout
+from gan_bench.registry import Registry, choice
+from gan_bench.stabilizers import REGULARIZER_KEYS, STABILIZERS
 
 Device = choice("Device", ("auto", "cpu", "cuda"))
 Progress = choice("Progress", ("auto", "bar", "lines", "off"))
@@ -38,7 +40,6 @@ ClassifierLayer = choice("ClassifierLayer", ("logits", "penultimate"))
 Split = choice("Split", ("train", "test"))
 OnNan = choice("OnNan", ("stop", "rollback"))
 OnBadFile = choice("OnBadFile", ("error", "skip"))
-EnsembleLayout = choice("EnsembleLayout", LAYOUTS)
 IMAGE_RESOLUTIONS = (8, 16, 28, 32, 48, 64, 128, 256)
 
 
@@ -113,24 +114,11 @@ class OptimizerConfig:
     averaging: AveragingConfig = field(default_factory=AveragingConfig)
 
 
-@dataclass
-class UnrollConfig:
-    steps: int = num(0, 0)
-    lr: float = num(0.0, 0)  # step size of the unrolled updates (0 = the discriminator's learning rate)
-    # sgd | adam (D's own update rule, moments from D's optimizer state as in Metz et al.'s code)
-    method: UnrollMethod = UnrollMethod.sgd
-
-
-@dataclass
-class RegularizerConfig:
-    gp: Penalty = Penalty.none
-    gp_weight: float = num(10.0, 0)
-    instance_noise: float = num(0.0, 0)  # initial std of instance noise (0 = off)
-    instance_noise_anneal: int = num(0, 0)  # iterations to anneal the std linearly to 0 (0 = constant)
-    feature_matching: float = num(0.0, 0)  # weight of Salimans et al.'s feature matching term (0 = off)
-    feature_matching_only: bool = False  # G minimises only the feature matching term
-    historical_averaging: float = num(0.0, 0)  # weight of the historical averaging penalty, both players (0 = off)
-    unroll: UnrollConfig = field(default_factory=UnrollConfig)
+def default_stabilizers() -> dict[str, Any]:
+    """The ``stabilizers`` section by default: a node per registered stabiliser, typed by its constructor (its schema)
+    and at its defaults (each of gan-bench's own is off at them). ``+stabilizers.NAME._target_=...`` or an option of
+    your conf/stabilizers/ adds one of yours and ``stabilizers.NAME=null`` leaves one out (checked by check_config)."""
+    return {name: STABILIZERS.schema(STABILIZERS.entry(name).cls)() for name in STABILIZERS.names()}
 
 
 @dataclass
@@ -168,9 +156,12 @@ class EvalConfig:
     generators: List[GeneratorKind] = field(default_factory=lambda: [GeneratorKind.raw, GeneratorKind.ema])
     split: Split = Split.train  # the real reference: the training set or the test set (the multi-D paper's FID-c)
     inception_weights: Optional[str] = None
-    classifier: Optional[str] = None
+    classifier: Optional[str] = None  # null: the dataset's default classifier, found or (digits) trained once
     classifier_layer: ClassifierLayer = ClassifierLayer.logits
     modes_min_count: int = num(1, 1)  # samples a 2-D mode needs to count as covered (PacGAN: 20 of 2,500)
+    # image metrics' scale, measured once per protocol and cached: the value of real training images (the best a
+    # G can reach at this sample count) and of uniform noise, recorded and printed beside the run's values
+    reference_values: bool = False
     cache_dir: Optional[str] = None
 
 
@@ -182,9 +173,10 @@ class Config:
     aggregation: Any = MISSING  # an aggregation node (_target_)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     loss: Any = MISSING  # a loss node (_target_)
-    regularizer: RegularizerConfig = field(default_factory=RegularizerConfig)
+    stabilizers: Dict[str, Any] = field(default_factory=default_stabilizers)  # stabilizers.NAME: a _target_ node
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    logger: Any = field(default_factory=dict)  # logger.NAME: one _target_ node per logger (conf/logger/; LOGGERS)
     name: str = "default"
     resume: Optional[str] = None  # a run directory, a checkpoint file, or true (= this run's directory)
     plugins: List[str] = field(default_factory=list)  # modules imported first (your own metrics or components)
@@ -227,9 +219,11 @@ def register_configs() -> None:
     cs.store(group="schema/dataset", name="points", node=_own(PointDatasetConfig, "a 2-D points dataset", "dataset"))
     for section, schema in PLAIN_SECTIONS.items():
         _own(schema, section, "section")
-    for schema, where in ((UnrollConfig, "regularizer.unroll"), (LookaheadConfig, "optimizer.lookahead"),
-                          (AveragingConfig, "optimizer.averaging"), (Config, "the config")):
+    for schema, where in ((LookaheadConfig, "optimizer.lookahead"), (AveragingConfig, "optimizer.averaging"),
+                          (Config, "the config")):
         _own(schema, where, "section")
+    for name in STABILIZERS.names():  # typed by the stabilizers section itself (no schema/ entry needed)
+        _own(STABILIZERS.schema(STABILIZERS.entry(name).cls), f"stabilizers.{name}", "component")
     for registry in component_groups().values():
         for name in registry.names():
             schema = registry.schema(registry.entry(name).cls)
@@ -251,93 +245,6 @@ def player_schema(base: type) -> type:
     return dataclasses.make_dataclass(f"Player{base.__name__}", fields)
 
 
-def plain(node: Any) -> Any:
-    """A config node as plain Python (dicts, lists, strings for the option Enums), interpolations resolved."""
-    if isinstance(node, (DictConfig, ListConfig)):
-        return OmegaConf.to_container(node, resolve=True, enum_to_str=True)
-    return node
-
-
-def _option_name(where: str, target: str, registry: Registry | None = None) -> str:
-    registry = registry or component_groups().get(where)
-    name = registry.name_of(target) if registry is not None else None
-    group = registry.group if registry is not None else where
-    return f"{group}={name}" if name else f"{where}._target_={target}"
-
-
-def _check_keys(spec: dict, cls: Any, where: str, registry: Registry | None) -> None:
-    """Every key of ``spec`` must be a keyword of ``cls``'s constructor (its schema); a missing required one too."""
-    runtime = registry.runtime if registry is not None else ()
-    schema = registry.schema(cls) if registry is not None else signature_schema(cls, runtime)
-    if schema is None:  # the constructor takes **kwargs: any key
-        return
-    allowed = {f.name for f in dataclasses.fields(schema)} - {"_target_"}
-    option = _option_name(where, spec["_target_"], registry)
-    for key in spec:
-        if key not in allowed and key not in HYDRA_KEYS:
-            what = ", ".join(sorted(allowed)) or "none"
-            raise ConfigError(f"{where}.{key} does not apply to {option} (its keys: {what})")
-    for f in dataclasses.fields(schema):
-        if f.default == "???" and f.name not in spec:
-            raise ConfigError(f"{where}.{f.name} is required by {option}: add {where}.{f.name}=VALUE")
-    try:
-        OmegaConf.merge(_structured(schema), {k: v for k, v in spec.items() if k not in HYDRA_KEYS[1:]})
-    except OmegaConfBaseException as err:
-        raise ConfigError(f"{where}: {_first_line(err)}") from None
-
-
-@functools.lru_cache(maxsize=None)
-def _structured(schema: type) -> DictConfig:
-    """``OmegaConf.structured(schema)``, built once per schema class (merge copies it, so it is never changed)."""
-    return OmegaConf.structured(schema)
-
-
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
-
-
-def target_class(spec: dict, where: str) -> Any:
-    target = spec.get("_target_") if isinstance(spec, dict) else None
-    if not target:
-        raise ConfigError(f"{where} must name its class with {where}._target_=module.Class")
-    try:
-        return locate(target)
-    except Exception as err:
-        raise ConfigError(f"{where}._target_={target} cannot be imported ({_first_line(err)}); is its package on "
-                          "PYTHONPATH?") from None
-
-
-def _with_where(err: BaseException, where: str, spec: dict) -> ConfigError:
-    """A constructor's error as one line naming the config key: ``delta=0.5 is ...`` -> ``aggregation.delta=0.5 ...``;
-    an unexpected exception type is named too."""
-    msg = _first_line(err)
-    key = msg.split("=", 1)[0] if "=" in msg else ""
-    if key.isidentifier() and key in spec:
-        return ConfigError(f"{where}.{msg}")
-    if not isinstance(err, (GanBenchError, ValueError, TypeError)):
-        msg = f"{type(err).__name__}: {msg}"
-    return ConfigError(f"{where} ({_option_name(where, spec.get('_target_', '?'))}): {msg}")
-
-
-def instantiate(node: Any, where: str, *, group: Registry | None = None, **runtime: Any) -> Any:
-    """Build the ``_target_`` node at config path ``where``, gan-bench passing ``runtime`` arguments (data shape,
-    number of discriminators, ...). Keys are checked against the class's schema first (the options of ``group``, by
-    default the group of ``where``); any error is one ConfigError naming the key."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate as hydra_instantiate
-
-    spec = plain(node)
-    cls = target_class(spec, where)
-    _check_keys(spec, cls, where, group or component_groups().get(where))
-    try:
-        return hydra_instantiate(spec, **runtime, _convert_="all")
-    except InstantiationException as err:
-        raise _with_where(err.__cause__ or err, where, spec) from None
-    except Exception as err:
-        raise _with_where(err, where, spec) from None
-
-
 # ------------------------------------------------------------------------------------------------ the one check
 #: keys of earlier versions -> what replaced them (an old key gets this one line instead of "unknown key")
 RENAMED = {
@@ -353,9 +260,12 @@ RENAMED = {
     "optimizer.name": "optimizer/base=NAME (adam or sgd)",
     "optimizer.update": "optimizer/rule=NAME (alternating, simultaneous, extragradient, optimistic, svre)",
     "optimizer.svre": "optimizer.rule.KEY with optimizer/rule=svre (epoch_length, refresh, noise_set)",
+    **{f"regularizer.{old}": f"stabilizers.{new}" for old, new in REGULARIZER_KEYS.items()},
+    "regularizer.unroll": "stabilizers.unrolled.KEY (steps, lr, method)",
+    "regularizer": f"stabilizers.NAME.KEY ({', '.join(STABILIZERS.names())})",
 }
 PLAIN_SECTIONS = {"model": ModelConfig, "discriminators": DiscriminatorsConfig, "optimizer": OptimizerConfig,
-                  "regularizer": RegularizerConfig, "train": TrainConfig, "eval": EvalConfig}
+                  "train": TrainConfig, "eval": EvalConfig}
 
 
 def renamed_message(key: str) -> str | None:
@@ -390,9 +300,9 @@ def _check_plain(node: dict, schema: type, where: str) -> None:
         if dataclasses.is_dataclass(hints[key]) and isinstance(value, dict):
             _check_plain(value, hints[key], f"{where}.{key}" if where else key)
     try:
-        OmegaConf.merge(_structured(schema), node)
+        OmegaConf.merge(structured(schema), node)
     except OmegaConfBaseException as err:
-        raise ConfigError(f"{where}: {_first_line(err)}" if where else _first_line(err)) from None
+        raise ConfigError(f"{where}: {first_line(err)}" if where else first_line(err)) from None
     for key, value in node.items():
         if fields[key].metadata and isinstance(value, (int, float)) and not isinstance(value, bool):
             _check_range(value, fields[key].metadata, f"{where}.{key}" if where else key)
@@ -417,7 +327,7 @@ def _import_plugins(modules: list[str]) -> None:
         try:
             importlib.import_module(module)
         except Exception as err:
-            raise ConfigError(f"plugins: cannot import {module} ({_first_line(err)})") from None
+            raise ConfigError(f"plugins: cannot import {module} ({first_line(err)})") from None
 
 
 def _select(tree: dict, dotted: str) -> Any:
@@ -430,7 +340,7 @@ def _check_component(spec: Any, where: str, registry: Registry) -> None:
     if not isinstance(spec, dict):
         raise ConfigError(f"{where} must be a config node with a _target_ (choose an option of {registry.group}: "
                           f"{', '.join(registry.names())})")
-    _check_keys(spec, target_class(spec, where), where, registry)
+    check_keys(spec, target_class(spec, where), where, registry)
 
 
 def _check_players(opt: dict) -> None:
@@ -441,7 +351,7 @@ def _check_players(opt: dict) -> None:
     for player in ("g", "d"):
         spec = {**opt["base"], **{k: v for k, v in (opt.get(player) or {}).items() if v is not None}}
         try:
-            _check_keys(spec, cls, "optimizer.base", BASES)
+            check_keys(spec, cls, "optimizer.base", BASES)
         except ConfigError as err:
             raise ConfigError(str(err).replace("optimizer.base.", f"optimizer.{player}.", 1)) from None
 
@@ -455,13 +365,6 @@ def metric_names(kind: str | None = None) -> list[str]:
 
 def _check_combinations(cfg: dict, kind: str) -> None:
     """Rules that involve two components (each component checks its own values when built)."""
-    reg, d = cfg["regularizer"], cfg["model"]["discriminator"]
-    if reg["gp"] != "none" and (d.get("norm") == "batch" or d.get("minibatch_kernels", 0) > 0):
-        raise ConfigError(f"regularizer.gp={reg['gp']} needs each D output to depend on its own sample only; "
-                          "model.discriminator.norm=batch and minibatch discrimination mix the batch "
-                          "(use model.discriminator.norm=layer or none)")
-    if reg["feature_matching_only"] and reg["feature_matching"] == 0:
-        raise ConfigError("regularizer.feature_matching_only=true needs regularizer.feature_matching > 0")
     from gan_bench.data.sources import STREAMABLE
     from gan_bench.optim import SVRE
 
@@ -523,13 +426,15 @@ def _dry_build(cfg: DictConfig, tree: dict) -> None:
 def _build_once(cfg: DictConfig, tree: dict) -> None:
     import torch
 
+    from gan_bench.aggregation import AGGREGATIONS
+    from gan_bench.losses import LOSSES
     from gan_bench.models import build_discriminator, build_generator
     from gan_bench.optim import ParamAverage, build_game_optimizer
     from gan_bench.optim.toy_games import StochasticBilinearGame
-    from gan_bench.stabilizers import Stabilizers
+    from gan_bench.stabilizers import build_stabilizers
 
-    instantiate(cfg.aggregation, "aggregation", k=cfg.discriminators.count)
-    instantiate(cfg.loss, "loss")
+    instantiate(cfg.aggregation, "aggregation", group=AGGREGATIONS, k=cfg.discriminators.count)
+    instantiate(cfg.loss, "loss", group=LOSSES)
     shape = data_shape(tree["dataset"])
     build_generator(cfg, shape)
     build_discriminator(cfg, shape)
@@ -539,12 +444,19 @@ def _build_once(cfg: DictConfig, tree: dict) -> None:
     try:
         ParamAverage(torch.nn.Linear(1, 1), "ema", beta=av["ema"], start=av["start"])
     except ValueError as err:
-        raise ConfigError(f"optimizer.averaging: {_first_line(err)}") from None
-    dummy = {"G": [torch.zeros(1)], "D": [torch.zeros(1)]}
-    try:
-        Stabilizers.from_config(cfg.regularizer, dummy, d_lr=1.0, d_betas=(0.5, 0.999))
-    except ValueError as err:
-        raise ConfigError(f"regularizer: {_first_line(err)}") from None
+        raise ConfigError(f"optimizer.averaging: {first_line(err)}") from None
+    _check_per_sample(build_stabilizers(cfg.stabilizers), tree["model"]["discriminator"])
+
+
+def _check_per_sample(stabilizers: Any, d: dict) -> None:
+    """A stabiliser that differentiates each D output w.r.t. its own sample (``per_sample``: the gradient penalties)
+    cannot have a D that mixes the batch."""
+    if d.get("norm") == "batch" or d.get("minibatch_kernels", 0) > 0:
+        for name, s in stabilizers.named.items():
+            if getattr(s, "per_sample", False):
+                raise ConfigError(f"stabilizers.{name} needs each D output to depend on its own sample only; "
+                                  "model.discriminator.norm=batch and minibatch discrimination mix the batch "
+                                  "(use model.discriminator.norm=layer or none)")
 
 
 def check_config(cfg: DictConfig) -> None:
@@ -554,10 +466,13 @@ def check_config(cfg: DictConfig) -> None:
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise ConfigError(f"{missing[0]} needs a value: add {missing[0]}=VALUE")
-    _check_plain({k: v for k, v in tree.items() if k != "dataset"}, Config, "")
+    _check_plain({k: v for k, v in tree.items() if k not in ("dataset", "stabilizers")}, Config, "")
     kind = _check_dataset(tree["dataset"])
     for where, registry in component_groups().items():
         _check_component(_select(tree, where), where, registry)
+    for name, spec in (tree.get("stabilizers") or {}).items():  # gan-bench's own nodes and any of yours
+        if spec is not None:
+            _check_component(spec, f"stabilizers.{name}", STABILIZERS)
     _check_players(tree["optimizer"])
     _check_combinations(tree, kind)
     _dry_build(cfg, tree)

@@ -168,12 +168,12 @@ def prepare_models(cfg: Any, G: torch.nn.Module, device: torch.device) -> torch.
     """What a data-parallel run cannot do exactly is refused with the reason; G's BatchNorm is synchronised on CUDA."""
     if not active():
         return G
-    d, reg = cfg.model.discriminator, cfg.regularizer
+    d, unrolled = cfg.model.discriminator, cfg.stabilizers.get("unrolled")
     if d.get("minibatch_kernels", 0) or d.get("norm") == "batch":
         raise ConfigError("minibatch discrimination and model.discriminator.norm=batch mix the batch, and under "
                           "torchrun each process sees only its slice of it: turn them off for a data-parallel run")
-    if reg.unroll.steps:
-        raise ConfigError("regularizer.unroll.steps > 0 is not supported under torchrun: the unrolled D steps would "
+    if unrolled is not None and unrolled.get("steps", 0):
+        raise ConfigError("stabilizers.unrolled.steps > 0 is not supported under torchrun: the unrolled D steps would "
                           "need the global batch's gradient at every unrolled step")
     if any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in G.modules()):
         if device.type != "cuda":

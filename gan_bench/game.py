@@ -3,16 +3,18 @@
 
 One gradient evaluation, :meth:`GANGame.grad`, reads as three phases:
 
-1. ``forward``: G(z), the inputs the discriminators see (instance noise), and ONE vectorised call of the K
-   discriminators on the real batch and one on the fakes (for MGD, each D gets its own view of the fakes);
+1. ``forward``: G(z), the inputs the discriminators see (the stabilisers' input transforms: instance noise), and ONE
+   vectorised call of the K discriminators on the real batch and one on the fakes (for MGD, each D gets its own view
+   of the fakes);
 2. ``d_phase``: the K discriminator losses, plus the D terms (gradient penalties, ``[K]``) and D's parameter penalty
    (historical averaging) → the gradient of their sum (each D gets exactly its own loss's gradient: the Ds share no
    parameter);
-3. ``g_phase``: the K generator losses l_k (against unrolled Ds if unrolling), the G terms (feature matching), then
-   the aggregation turns them, with G's parameter penalty, into G's gradient (AVG/GMAN/HV as a loss, MGD on the K
-   gradients).
+3. ``g_phase``: the K generator losses l_k (against the G-phase discriminator if a stabiliser gives one: unrolled Ds),
+   the G terms (feature matching), then the aggregation turns them, with G's parameter penalty, into G's gradient
+   (AVG/GMAN/HV as a loss, MGD on the K gradients).
 
-Each stabiliser lives in its own file under :mod:`gan_bench.stabilizers`; the phases only loop over them.
+The stabilisers are the registered classes of :mod:`gan_bench.stabilizers` (one file each); each phase hands their
+hooks a narrow context (:mod:`gan_bench.stabilizers.base`), never the game.
 """
 from __future__ import annotations
 
@@ -30,7 +32,8 @@ from gan_bench.errors import ConfigError
 from gan_bench.losses import GANLoss, d_accuracy
 from gan_bench.models.ensemble import DiscriminatorEnsemble
 from gan_bench.optim.protocol import FiniteSum, FiniteSumGame, Grads
-from gan_bench.stabilizers import Stabilizers
+from gan_bench.stabilizers import DTermContext, GPhaseContext, GTermContext, InputContext, Stabilizers
+from gan_bench.stabilizers.base import DOut
 
 
 @dataclass
@@ -43,18 +46,6 @@ class Sample:
 
 
 @dataclass
-class DOut:
-    """The K discriminators' output on one batch: logits ``[K, B]`` and, when asked for, features ``[K, B, F]``."""
-
-    logits: Tensor
-    features: Tensor | None = None
-
-    @classmethod
-    def of(cls, out: Tensor | tuple[Tensor, Tensor]) -> "DOut":
-        return cls(*out) if isinstance(out, tuple) else cls(out)
-
-
-@dataclass
 class Forward:
     """What both phases share: the batches as the discriminators see them and the discriminators' outputs."""
 
@@ -62,7 +53,7 @@ class Forward:
     fake: Tensor  # G(z) after input transforms; carries G's graph when G moves
     views: Tensor | None  # per-discriminator views of ``fake`` [K, B, ...] (aggregations on per-D gradients)
     real_out: DOut | None
-    fake_out: DOut | None  # computed with G's graph when G moves (and is not unrolled)
+    fake_out: DOut | None  # computed with G's graph when G moves (and no stabiliser gives the G-phase discriminator)
 
 
 def seed_step(device: torch.device, seed: int) -> None:
@@ -121,9 +112,15 @@ class GANGame(FiniteSumGame):
         return out
 
     # -- the phases -----------------------------------------------------------------------------------------------
+    def log(self, key: str, value: Tensor) -> None:
+        """The stabilisers' logging sink: a detached statistic of this evaluation."""
+        self.last[key] = value.detach()
+
     def inputs(self, x: Tensor) -> Tensor:
-        """A batch as the discriminators see it."""
-        return self.stab.noise(x, self.iteration) if self.stab.noise is not None else x
+        """A batch as the discriminators see it (the stabilisers' input transforms)."""
+        for s in self.stab.transforms:
+            x = s.transform(x, InputContext(self.iteration, self.log))
+        return x
 
     def forward(self, s: Sample, need_g: bool, need_d: bool) -> Forward:
         with torch.set_grad_enabled(need_g):  # D's step needs no graph through G
@@ -132,7 +129,7 @@ class GANGame(FiniteSumGame):
         features = need_g and self.stab.needs_features
         real_out = DOut.of(self.D(real, return_features=features)) if need_d or features else None
         fake = self.inputs(fake if need_g else fake.detach())
-        shared = need_g and self.stab.unrolled is None  # G's loss uses this very forward
+        shared = need_g and self.stab.g_discriminator is None  # G's loss uses this very forward
         views = self.D.member_views(fake) if shared and self.agg.per_member_inputs else None
         fake_out = None
         if need_d or shared:
@@ -143,11 +140,13 @@ class GANGame(FiniteSumGame):
     def d_phase(self, f: Forward, keep_graph: bool) -> list[Tensor]:
         losses = self.loss.d(f.real_out.logits, f.fake_out.logits)
         total = losses
-        for term in self.stab.d_terms:  # gradient penalties, one value per discriminator
-            total = total + term(self, f)
+        if self.stab.has_d_terms:  # gradient penalties, one value per discriminator
+            ctx = DTermContext(self.D, f.real, f.fake.detach(), f.real_out, f.fake_out, self.loss, self.log)
+            total = self.stab.d_terms(losses, ctx)
         loss = total.sum()
-        if "D" in self.stab.penalties:  # historical averaging
-            loss = loss + self.stab.penalties["D"]()
+        penalty = self.stab.penalty("D", self.log)  # historical averaging
+        if penalty is not None:
+            loss = loss + penalty
         grads = list(torch.autograd.grad(loss, self._params["D"], retain_graph=keep_graph))
         self.watch(loss, grads, total)
         self.last["d/loss"] = distributed.mean(losses) if self.record else losses.detach()
@@ -159,13 +158,15 @@ class GANGame(FiniteSumGame):
         return grads
 
     def g_phase(self, f: Forward) -> list[Tensor]:
-        features = self.stab.needs_features
-        fake_out = f.fake_out if self.stab.unrolled is None else self.stab.unrolled(self, f, features)
+        fake_out = f.fake_out
+        if self.stab.g_discriminator is not None:  # unrolled discriminators
+            ctx = GPhaseContext(self.D, self.loss, f.real.detach(), f.fake, self.stab.needs_features, self.log)
+            fake_out = self.stab.g_discriminator.g_discriminator(ctx)
         losses = self.loss.g(fake_out.logits)
-        for term in self.stab.g_terms:  # feature matching
-            losses = term(self, losses, f.real_out, fake_out)
+        if self.stab.has_g_terms:  # feature matching
+            losses = self.stab.g_terms(losses, GTermContext(f.real_out, fake_out, self.loss, self.log))
         self.last["g/l_k"] = distributed.mean(losses) if self.record else losses.detach()
-        penalty = self.stab.penalties["G"]() if "G" in self.stab.penalties else None  # historical averaging
+        penalty = self.stab.penalty("G", self.log)  # historical averaging
         route = GeneratorRoute(f.fake, f.views, list(self.G.parameters()), batched=self.D.active_layout == "vmap")
         grads, logs = self.agg.generator_grads(losses, self._params["G"], penalty, route)
         self.watch(losses.sum(), grads, losses)
@@ -183,8 +184,7 @@ class GANGame(FiniteSumGame):
 
     def after_step(self) -> None:
         """Called once per iteration, after the optimizer's step."""
-        for penalty in self.stab.penalties.values():
-            penalty.update()
+        self.stab.after_step()
         self.iteration += 1
 
     @contextmanager
@@ -211,12 +211,14 @@ class GANGame(FiniteSumGame):
 
     # -- state ----------------------------------------------------------------------------------------------------
     def state_dict(self) -> dict:
-        return {"iteration": self.iteration, "penalties": {k: p.state_dict() for k, p in self.stab.penalties.items()}}
+        return {"iteration": self.iteration, "stabilizers": self.stab.state_dict()}
 
     def load_state_dict(self, sd: dict) -> None:
         self.iteration = sd["iteration"]
-        for k, p in self.stab.penalties.items():
-            p.load_state_dict(sd["penalties"][k])
+        if "stabilizers" in sd:
+            self.stab.load_state_dict(sd["stabilizers"])
+        elif sd.get("penalties"):  # earlier checkpoints: historical averaging's running means, by player
+            self.stab.load_state_dict({"historical_averaging": sd["penalties"]})
 
 
 class DataNoiseSum(FiniteSum):

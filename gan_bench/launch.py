@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -112,29 +112,28 @@ def _chain(err: BaseException) -> list[BaseException]:
 
 
 def composition_message(err: BaseException) -> str:
-    """Hydra's and OmegaConf's multi-line composition errors as one line naming the key."""
+    """Hydra's and OmegaConf's multi-line composition errors as one line naming the key, read from the exceptions'
+    own fields (OmegaConf's ``full_key`` and ``object_type``, Hydra's ``MissingConfigException.options``)."""
+    from hydra.errors import MissingConfigException
+    from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
     chain = _chain(err)
     for e in chain:
-        text = str(e)
-        full_key = re.search(r"full_key: (\S+)", text)
-        if type(e).__name__ == "ConfigAttributeError" and full_key:
-            return _unknown_key_message(full_key.group(1), re.search(r"object_type=(\w+)", text))
-        if type(e).__name__ == "ValidationError" and full_key:
-            return f"{full_key.group(1)}: {text.splitlines()[0]}"
-        if type(e).__name__ == "MissingConfigException":
-            lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-            options = []
-            if "Available options" in text:
-                options = lines[lines.index(next(ln for ln in lines if ln.startswith("Available options"))) + 1:]
-                options = [o for o in options if not o.startswith(("Config search path", "provider="))]
-            return lines[0].replace("In 'config': ", "") + (f"; available: {', '.join(options)}" if options else "")
+        full_key = getattr(e, "full_key", None)
+        if isinstance(e, (ConfigAttributeError, ConfigKeyError)) and full_key:
+            return _unknown_key_message(str(full_key), getattr(e, "object_type", None))
+        if isinstance(e, ValidationError) and full_key:
+            return f"{full_key}: {getattr(e, 'msg', str(e)).splitlines()[0]}"
+        if isinstance(e, MissingConfigException):
+            first = str(e).strip().splitlines()[0].replace("In 'config': ", "")
+            return first + (f"; available: {', '.join(e.options)}" if e.options else "")
     return str(chain[0]).strip().splitlines()[0] if str(chain[0]).strip() else type(chain[0]).__name__
 
 
 def _unknown_key_message(full_key: str, object_type: Any) -> str:
     from gan_bench.config import renamed_message, schema_owner
 
-    owner = schema_owner(object_type.group(1)) if object_type else None
+    owner = schema_owner(object_type.__name__) if isinstance(object_type, type) else None
     if renamed_message(full_key):
         return renamed_message(full_key)
     if owner is None:
@@ -159,7 +158,13 @@ def resolved_run_dir(cfg: DictConfig) -> Path:
 
 
 # -- the commands -------------------------------------------------------------------------------------------------
-_LAUNCH: dict[str, Any] = {"created": False, "failures": []}
+@dataclass
+class Launch:
+    """What one ``gan-bench train`` command knows across Hydra's calls of its task: whether it created the run
+    folder (a run that fails before training then leaves none behind) and the sweep jobs that failed."""
+
+    created: bool = False
+    failures: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _value(args: list[str], key: str) -> str | None:
@@ -175,10 +180,11 @@ def train_command(args: list[str]) -> int:
     from gan_bench.train import parse_resume
 
     if any(a in ("-h", "--help") for a in args):
-        print(help_text([a for a in args if a not in ("-h", "--help")]))
-        return 0
+        from gan_bench.train_help import main as train_help
+
+        return train_help(args)
     if any(a.split("=", 1)[0] in HYDRA_FLAGS for a in args):  # Hydra's own inspection flags: Hydra answers
-        return _hydra(args)
+        return _hydra(args, Launch())
     from gan_bench import distributed
 
     resume = parse_resume(_value(args, "resume"))
@@ -203,12 +209,12 @@ def distributed_command(args: list[str]) -> int:
     cfg = compose_config(args, return_hydra_config=True)
     distributed.setup(str(cfg.train.device))
     job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    run_dir, error = None, None
+    run_dir, error, launch = None, None, Launch()
     if distributed.is_main():
         try:
             check_config(job)
             run_dir = resolved_run_dir(cfg)
-            _LAUNCH["created"] = not run_dir.exists()
+            launch.created = not run_dir.exists()
             runlock.acquire(run_dir, create=True)  # rank 0 holds the folder for the whole run
             try:
                 _refuse_if_holds_run(run_dir)
@@ -224,11 +230,11 @@ def distributed_command(args: list[str]) -> int:
         return 2
     if distributed.is_main():
         try:
-            return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={run_dir}"])
+            return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={run_dir}"], launch)
         finally:
             runlock.release(Path(run_dir))
     check_config(job)
-    return _train_job(job, Path(run_dir), None, sweep=False)[0]
+    return _train_job(job, Path(run_dir), None, launch, sweep=False)[0]
 
 
 def single_command(args: list[str]) -> int:
@@ -239,7 +245,7 @@ def single_command(args: list[str]) -> int:
     job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     check_config(job)
     _preload(job)
-    _LAUNCH["created"] = not run_dir.exists()
+    launch = Launch(created=not run_dir.exists())
     runlock.acquire(run_dir, create=True)  # before anything is written; a folder in use is refused first
     try:
         _refuse_if_holds_run(run_dir)
@@ -247,7 +253,7 @@ def single_command(args: list[str]) -> int:
         runlock.release(run_dir, discard=True)
         raise
     try:
-        return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={run_dir}"])
+        return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={run_dir}"], launch)
     finally:
         runlock.release(run_dir)
 
@@ -271,13 +277,13 @@ def _preload(cfg: DictConfig) -> None:
 def sweep_command(args: list[str]) -> int:
     """Every job runs (in this process or, with a launcher, elsewhere); at the end the jobs' status files say which
     failed, and the command exits 1 naming them. Relaunching the same command continues its unfinished jobs."""
-    _LAUNCH["failures"] = []
+    launch = Launch()
     hydra_only = [a for a in args if a.lstrip("+").startswith(("hydra.", "hydra/")) and "," not in a]
     sweep_dir = Path(str(compose_config(hydra_only, return_hydra_config=True).hydra.sweep.dir)).expanduser()
     record = [] if _value(args, "hydra.output_subdir") is not None else [  # see JOB_RECORD_ENV
         "hydra.output_subdir=null", f"++hydra.job.env_set.{JOB_RECORD_ENV}=.hydra"]
-    code = _hydra([*_without(args, "hydra.sweep.dir"), f"hydra.sweep.dir={sweep_dir}", *record])
-    failures = dict(_LAUNCH["failures"])
+    code = _hydra([*_without(args, "hydra.sweep.dir"), f"hydra.sweep.dir={sweep_dir}", *record], launch)
+    failures = dict(launch.failures)
     failures.update(_failed_jobs(sweep_dir))
     if failures:
         print(f"gan-bench: {len(failures)} job(s) of the sweep failed:", file=sys.stderr)
@@ -321,7 +327,7 @@ def resume_command(resume: str, args: list[str]) -> int:
         check_config(cfg)
         if distributed.is_main():
             _log_to(run_dir / "train.log")
-        return _train_job(cfg, run_dir, state, sweep=False)[0]
+        return _train_job(cfg, run_dir, state, Launch(), sweep=False)[0]
 
 
 def stored_with_command(stored: dict, tokens: list[str], may_change: Callable[[str], bool],
@@ -377,30 +383,36 @@ def _log_to(path: Path) -> None:
         root.addHandler(handler)
 
 
-def _done(out: dict, run_dir: Path) -> None:
-    from gan_bench import distributed
+def _hydra(args: list[str], launch: Launch) -> int:
+    """Run ``gan-bench train`` as the Hydra app on ``args``: Hydra parses them (its own flags: ``--cfg``, ``--info``,
+    ``-m``, ``-sc``, ``--hydra-help``), composes, creates the run folder, writes .hydra/ and calls :func:`_task`.
 
-    if not distributed.is_main():
-        return
-    print(f"[gan-bench] done: {out['iterations']} iterations in {out['wall_clock_s']:.1f} s "
-          f"({out['iterations_per_s']:.1f} it/s); results in {run_dir} (metrics.json, samples/, checkpoints/)",
-          flush=True)
-
-
-def _hydra(args: list[str]) -> int:
-    """Run the Hydra app on ``args`` (it creates the run folder, writes .hydra/ and calls :func:`_task`)."""
-    import hydra
+    This is what ``@hydra.main`` does (``hydra/main.py``: ``get_args_parser().parse_args()``, then ``_run_hydra``),
+    with the argument list handed over instead of read from ``sys.argv`` — ``hydra.main`` takes no argument list,
+    and rewriting ``sys.argv`` would be visible to everything else in the process.
+    """
+    from hydra import version
+    from hydra._internal.utils import _run_hydra, get_args_parser
 
     from gan_bench.config import register_configs
 
     register_configs()
-    main = hydra.main(config_path=conf_dir(), config_name="config", version_base="1.3")(_task)
-    sys.argv = ["gan-bench train", *with_custom_targets(with_user_conf(args))]
-    main()
+    version.setbase("1.3")
+    parser = get_args_parser()
+    parser.prog = "gan-bench train"
+    ns = parser.parse_args(with_custom_targets(with_user_conf(args)))
+    if ns.experimental_rerun is not None:  # Hydra unpickles the job's config.pickle: a run folder is data, not code
+        raise ConfigError("--experimental-rerun loads a pickled file (it could run code); run the job again with "
+                          "its overrides (RUN/.hydra/overrides.yaml), or continue it with resume=RUN")
+
+    def task(cfg: DictConfig) -> Any:
+        return _task(cfg, launch)
+
+    _run_hydra(args=ns, args_parser=parser, task_function=task, config_path=conf_dir(), config_name="config")
     return 0
 
 
-def _task(cfg: DictConfig) -> Any:
+def _task(cfg: DictConfig, launch: Launch) -> Any:
     """One job of Hydra: train in the folder Hydra made, holding its lock. In a sweep, a job whose folder already
     holds its unfinished run (a requeued or relaunched job) continues it, a finished one is not run again, and a
     folder held by another process or holding another run is refused (one line; the sweep goes on and names it at
@@ -420,12 +432,12 @@ def _task(cfg: DictConfig) -> Any:
             if sweep and os.environ.get(JOB_RECORD_ENV):
                 _write_job_record(cfg, run_dir, os.environ[JOB_RECORD_ENV])
             if metrics is None:
-                code, metrics = _train_job(cfg, run_dir, state, sweep=sweep)
+                code, metrics = _train_job(cfg, run_dir, state, launch, sweep=sweep)
     except GanBenchError as err:  # a sweep job refused before it started: its folder is left as it was
         if not sweep:
             raise
         print(f"gan-bench: error: {err}", file=sys.stderr, flush=True)
-        _LAUNCH["failures"].append((str(run_dir), f"refused: {err}"))
+        launch.failures.append((str(run_dir), f"refused: {err}"))
     if code:
         sys.exit(code)
     return objective(cfg, metrics)
@@ -508,17 +520,18 @@ def objective(cfg: DictConfig, metrics: dict | None) -> float | None:
         return None
     from hydra.core.hydra_config import HydraConfig
 
-    from gan_bench.report.tables import direction
+    from gan_bench.metrics.registry import objective_sign
 
     values = [e[name] for e in (metrics or {}).get("eval", []) if isinstance(e.get(name), (int, float))]
     if not values:
         goal = str(OmegaConf.select(HydraConfig.get(), "sweeper.direction") or "minimize")
         return float("-inf") if "max" in goal else float("inf")
-    sign = direction(name)
+    sign = objective_sign(name, metrics)
     return min(values) if sign < 0 else max(values) if sign > 0 else values[-1]
 
 
-def _train_job(cfg: DictConfig, run_dir: Path, state: dict | None, sweep: bool) -> tuple[int, dict | None]:
+def _train_job(cfg: DictConfig, run_dir: Path, state: dict | None, launch: Launch,
+               sweep: bool) -> tuple[int, dict | None]:
     """Train; every way it can end is one line and an exit code: 0 done, 2 bad input, 3 diverged, 128 + signal number
     when a signal stopped it (a sweep stops too). In a sweep a failed job is recorded and the others go on.
     Returns (exit code, metrics.json's content or None)."""
@@ -526,9 +539,7 @@ def _train_job(cfg: DictConfig, run_dir: Path, state: dict | None, sweep: bool) 
     from gan_bench.train import train
 
     try:
-        metrics = train(cfg, run_dir, state=state)
-        _done(metrics, run_dir)
-        return 0, metrics
+        return 0, train(cfg, run_dir, state=state)  # its last line says where the results are
     except guard.Interrupted as err:
         print(f"gan-bench: {err}", file=sys.stderr)
         return 128 + err.signum, None
@@ -539,10 +550,10 @@ def _train_job(cfg: DictConfig, run_dir: Path, state: dict | None, sweep: bool) 
     except Exception as err:  # bad input (GanBenchError), divergence, or a bug: one line; a bug's traceback in a sweep
         if not isinstance(err, GanBenchError) and not sweep:
             raise
-        return _failed(err, run_dir, sweep), None
+        return _failed(err, run_dir, launch, sweep), None
 
 
-def _failed(err: BaseException, run_dir: Path, sweep: bool) -> int:
+def _failed(err: BaseException, run_dir: Path, launch: Launch, sweep: bool) -> int:
     from gan_bench import guard
 
     text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -553,21 +564,20 @@ def _failed(err: BaseException, run_dir: Path, sweep: bool) -> int:
 
         logging.getLogger("gan_bench").exception("the job failed")  # the traceback goes to the job's log
     if sweep:
-        _record_failure(run_dir, what)
+        _record_failure(run_dir, what, launch)
         return 0
     if not isinstance(err, guard.Diverged):
-        _remove_if_created(run_dir)
+        _remove_if_created(run_dir, launch)
     return 3 if isinstance(err, guard.Diverged) else 2
 
 
-def _record_failure(run_dir: Path, why: str) -> None:
+def _record_failure(run_dir: Path, why: str, launch: Launch) -> None:
     """A sweep job's failure: in the console summary, and in its status.json unless the run recorded it already."""
     import json
 
     from gan_bench.status import write_status
 
-    _LAUNCH["failures"].append((str(run_dir), why))
-    import os
+    launch.failures.append((str(run_dir), why))
 
     status = run_dir / "status.json"
     try:
@@ -580,47 +590,11 @@ def _record_failure(run_dir: Path, why: str) -> None:
         write_status(run_dir, "failed", iteration=0, iterations=0, reason=why)
 
 
-def _remove_if_created(run_dir: Path) -> None:
+def _remove_if_created(run_dir: Path, launch: Launch) -> None:
     """A single run that failed before training leaves no folder behind — only a folder this launch created, and
     only with nothing in it but what this launch wrote before training (.hydra/, the job log, status.json)."""
     import shutil
 
     made = (".hydra", "status.json", runlock.LOCK_FILE)
-    if _LAUNCH["created"] and run_dir.is_dir() and all(p.name in made or p.suffix == ".log" for p in run_dir.iterdir()):
+    if launch.created and run_dir.is_dir() and all(p.name in made or p.suffix == ".log" for p in run_dir.iterdir()):
         shutil.rmtree(run_dir, ignore_errors=True)
-
-
-# -- help ---------------------------------------------------------------------------------------------------------
-def help_text(overrides: list[str]) -> str:
-    """The groups and their options, how to override, and the config these overrides compose."""
-    from hydra import initialize_config_dir, initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    from gan_bench.config import register_configs
-
-    register_configs()
-    source = conf_dir()
-    ctx = (initialize_config_module("gan_bench.conf", version_base="1.3") if source.startswith("pkg://")
-           else initialize_config_dir(config_dir=source, version_base="1.3"))
-    with ctx:
-        loader = GlobalHydra.instance().config_loader()
-        groups = _groups(loader, "")
-        lines = ["gan-bench train [group=option ...] [key=value ...] [+experiment=NAME] [-m for sweeps]", "",
-                 "== Config groups (group=option) =="]
-        lines += [f"{g}: {', '.join(loader.get_group_options(g))}" for g in groups]
-    lines += ["", "A component's class is its _target_: e.g. model.discriminator._target_=my_pkg.MyD (see README).",
-              "resume=RUN_DIR continues a run; only " + ", ".join(_resumable_list()) + " may change then.", "",
-              "== Config ==", OmegaConf.to_yaml(compose_config(overrides))]
-    return "\n".join(lines)
-
-
-def _groups(loader: Any, parent: str) -> list[str]:
-    out = []
-    for g in sorted(loader.list_groups(parent)):
-        path = f"{parent}/{g}" if parent else g
-        if path in ("hydra", "schema"):
-            continue
-        if loader.get_group_options(path):
-            out.append(path)
-        out += _groups(loader, path)
-    return out

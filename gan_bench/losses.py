@@ -90,7 +90,7 @@ class Hinge(GANLoss):
 
 @LOSSES.register("wasserstein")
 class Wasserstein(Hinge):
-    """Wasserstein (Arjovsky et al. 2017); pair it with a gradient penalty (regularizer.gp=wgan_gp)."""
+    """Wasserstein (Arjovsky et al. 2017); pair it with WGAN-GP (stabilizers.gradient_penalty.kind=wgan_gp)."""
 
     def d(self, real: Tensor, fake: Tensor) -> Tensor:
         return (fake - real).mean(-1)

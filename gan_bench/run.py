@@ -11,14 +11,17 @@ import torch
 from omegaconf import DictConfig
 
 from gan_bench import distributed
+from gan_bench.aggregation import AGGREGATIONS
+from gan_bench.build import instantiate, plain
 from gan_bench.checkpoint import check_resumable, rng_state, set_rng_state
-from gan_bench.config import check_config, instantiate, plain
+from gan_bench.config import check_config
 from gan_bench.data import load_dataset
 from gan_bench.errors import ConfigError
 from gan_bench.game import GANGame
+from gan_bench.losses import LOSSES
 from gan_bench.models import build_discriminators, build_generator
 from gan_bench.optim import ParamAverage, build_game_optimizer
-from gan_bench.stabilizers import Stabilizers
+from gan_bench.stabilizers import SetupContext, build_stabilizers
 
 
 def pick_device(name: str) -> torch.device:
@@ -84,20 +87,20 @@ class Run:
         cfg, shape = self.cfg, self.data.shape
         self.G = distributed.prepare_models(cfg, build_generator(cfg, shape), self.device).to(self.device)
         self.D = build_discriminators(cfg, shape).to(self.device)
-        self.agg = instantiate(cfg.aggregation, "aggregation", k=cfg.discriminators.count).to(self.device)
+        agg = instantiate(cfg.aggregation, "aggregation", group=AGGREGATIONS, k=cfg.discriminators.count)
+        self.agg = agg.to(self.device)
 
     def _build_game(self) -> None:
         cfg = self.cfg
         params = {"G": list(self.G.parameters()) + list(self.agg.parameters()), "D": list(self.D.parameters())}
-        d_opt = player_settings(cfg.optimizer, "d")
-        stabilizers = Stabilizers.from_config(cfg.regularizer, params, d_lr=d_opt["lr"],
-                                              d_betas=tuple(d_opt.get("betas", (0.5, 0.999))))
-        self.game = GANGame(self.G, self.D, instantiate(cfg.loss, "loss"), self.agg, stabilizers, self.data,
-                            cfg.train.batch_size, cfg.model.z_dim, self.device)
+        stabilizers = build_stabilizers(cfg.stabilizers)
+        loss = instantiate(cfg.loss, "loss", group=LOSSES)
+        self.game = GANGame(self.G, self.D, loss, self.agg, stabilizers, self.data, cfg.train.batch_size,
+                            cfg.model.z_dim, self.device)
         self.opt = build_game_optimizer(cfg.optimizer, self.game, n_dis=cfg.train.n_dis)
-        d_optimizer = self.opt.optimizers["D"]
-        if stabilizers.unrolled is not None and isinstance(d_optimizer, torch.optim.Adam):
-            stabilizers.unrolled.optimizer = d_optimizer  # the Adam form unrolls from D's current moments
+        d_opt = player_settings(cfg.optimizer, "d")
+        stabilizers.setup(SetupContext(params, d_lr=d_opt["lr"], d_betas=tuple(d_opt.get("betas", (0.5, 0.999))),
+                                       d_optimizer=self.opt.optimizers["D"]))
 
     def _cost(self) -> dict[str, Any]:
         k = self.cfg.discriminators.count

@@ -43,14 +43,38 @@ def leaves(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: tree}
 
 
+def migrate(stored: dict) -> dict:
+    """A stored config of an earlier version in today's shape: its ``regularizer`` section (before the stabilisers were
+    a registered group) becomes the ``stabilizers`` nodes that replaced its keys (the same values: the same run);
+    without a ``logger`` section (before the logger group) it logs to TensorBoard, as it did."""
+    from gan_bench.stabilizers import REGULARIZER_KEYS
+
+    if "logger" not in stored:  # before the logger group, every run wrote TensorBoard events (and only those)
+        stored = {**stored, "logger": {"tensorboard": {"_target_": "gan_bench.loggers.tensorboard.TensorBoard",
+                                                       "flush_secs": 30}}}
+    if "regularizer" not in stored:
+        return stored
+    out = {k: v for k, v in stored.items() if k != "regularizer"}
+    nodes: dict[str, dict] = {}
+    for old, value in (leaves(stored["regularizer"]) if stored["regularizer"] else {}).items():
+        if old not in REGULARIZER_KEYS:
+            raise ConfigError(f"the stored config does not fit this gan-bench (regularizer.{old} is no key of any "
+                              "version)")
+        name, key = REGULARIZER_KEYS[old].split(".")
+        nodes.setdefault(name, {})[key] = value
+    out["stabilizers"] = {**nodes, **(stored.get("stabilizers") or {})}
+    return out
+
+
 def complete(stored: dict) -> dict:
-    """A stored config with the plain keys added since it was written, at their defaults (components as stored)."""
+    """A stored config (after :func:`migrate`) with the plain keys added since it was written, at their defaults
+    (components as stored)."""
     from omegaconf import OmegaConf
 
     from gan_bench.config import Config, plain
 
     try:
-        return plain(OmegaConf.merge(OmegaConf.structured(Config), stored))
+        return plain(OmegaConf.merge(OmegaConf.structured(Config), migrate(stored)))
     except Exception as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise ConfigError(f"the stored config does not fit this gan-bench ({first})") from None
@@ -111,12 +135,17 @@ def check_trusted(stored: dict, tokens: Sequence[str], composed: dict) -> None:
         raise ConfigError(f"the stored config imports plugins=[{listed}] (code from whoever made the run folder); a "
                           f"run folder is data, so they were not imported: if you trust them, repeat "
                           f"plugins=[{listed}] on this command line — nothing was run")
+    from gan_bench.loggers import LOGGERS
+    from gan_bench.stabilizers import STABILIZERS
+
+    sections = {"stabilizers": STABILIZERS, "logger": LOGGERS}  # sections of named nodes, one registry each
+
     groups = component_groups()
     for leaf, value in leaves(stored).items():
         if not leaf.endswith("._target_") and leaf != "_target_":
             continue
         where = leaf[: -len("._target_")] if leaf != "_target_" else ""
-        registry = groups.get(where)
+        registry = groups.get(where) or (sections.get(where.split(".")[0]) if where.count(".") == 1 else None)
         if registry is not None and registry.name_of(str(value)) is not None:
             continue
         if named.get(where) == value or any(str(value).startswith(f"{m}.") for m in plugins):

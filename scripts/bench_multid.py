@@ -69,8 +69,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from omegaconf import DictConfig
 
-from gan_bench.aggregation import MAX_EXACT_K, MultipleGradientDescent, resolve_solver
-from gan_bench.config import instantiate
+from gan_bench.aggregation import AGGREGATIONS, MAX_EXACT_K, MultipleGradientDescent, resolve_solver
+from gan_bench.build import instantiate
 from gan_bench.game import Sample
 from gan_bench.launch import compose_config as compose
 from gan_bench.metrics.inception import tf32
@@ -114,6 +114,7 @@ def check_reference_config(cfg: DictConfig) -> None:
     """The loop reference implements plain alternating Adam on the non-saturating loss and nothing else."""
     from gan_bench.config import component_groups, plain
     from gan_bench.run import player_settings
+    from gan_bench.stabilizers import build_stabilizers
 
     tree = plain(cfg)
 
@@ -126,11 +127,7 @@ def check_reference_config(cfg: DictConfig) -> None:
         "optimizer/base": (option("optimizer.base"), "adam"),
         "optimizer/rule": (option("optimizer.rule"), "alternating"),
         "train.n_dis": (cfg.train.n_dis, 1), "discriminators.spectral_norm": (cfg.discriminators.spectral_norm, False),
-        "regularizer.gp": (str(cfg.regularizer.gp), "none"),
-        "regularizer.instance_noise": (cfg.regularizer.instance_noise, 0.0),
-        "regularizer.feature_matching": (cfg.regularizer.feature_matching, 0.0),
-        "regularizer.historical_averaging": (cfg.regularizer.historical_averaging, 0.0),
-        "regularizer.unroll.steps": (cfg.regularizer.unroll.steps, 0),
+        "stabilizers": (",".join(build_stabilizers(cfg.stabilizers).named) or "none", "none"),  # the active ones
         "optimizer.lookahead.k": (cfg.optimizer.lookahead.k, 0),
         "optimizer.g.weight_decay": (g.get("weight_decay", 0.0), 0.0),
         "optimizer.d.weight_decay": (d.get("weight_decay", 0.0), 0.0),
@@ -161,7 +158,7 @@ class LoopReference:
         from gan_bench.run import player_settings
 
         self.G, self.discriminators, self.sample = G, list(discriminators), sample
-        self.agg = instantiate(cfg.aggregation, "aggregation", k=len(self.discriminators))
+        self.agg = instantiate(cfg.aggregation, "aggregation", group=AGGREGATIONS, k=len(self.discriminators))
         if list(self.agg.parameters()):
             raise ValueError(f"aggregation {type(self.agg).__name__} has its own parameters: the loop reference "
                              "does not implement it")

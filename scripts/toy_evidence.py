@@ -51,7 +51,7 @@ BASELINE_GRID25 = Arm("b/baseline", ("+experiment=grid25",))
 COMPARISONS: dict[str, Comparison] = {
     "a": Comparison(
         "(a) ring8: NS-GAN vs unrolled GAN (same nets, same iterations)",
-        "name,regularizer.unroll.steps",
+        "name,stabilizers.unrolled.steps",
         (Arm("a/ring8", ("+experiment=ring8",)), Arm("a/ring8_unrolled", ("+experiment=ring8_unrolled",))),
     ),
     "b": Comparison(

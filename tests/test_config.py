@@ -125,7 +125,9 @@ def test_presets_point_at_the_classifier_that_classifier_train_writes(exp):
     cfg = compose([f"+experiment={exp}"])
     if "fid_classifier" in cfg.eval.metrics:
         arch = "lenet" if cfg.dataset.channels == 1 else "resnet18"
-        assert cfg.eval.classifier == default_classifier_path(cfg.dataset.name, cfg.dataset.resolution, arch)
+        path = default_classifier_path(cfg.dataset.name, cfg.dataset.resolution, arch)
+        # null: the same file is looked for there (then in the cache; the digits' LeNet trained once if missing)
+        assert cfg.eval.classifier in (None, path)
 
 
 def test_discriminators_by_group_and_by_count():
@@ -196,7 +198,13 @@ def test_every_key_of_another_option_is_refused_naming_key_and_option(where, gro
     (["dataset=ring8", "model=mlp", "+dataset.resolution=8"], "dataset.resolution does not apply to dataset=ring8"),
     (["+train.iteratons=5"], "train.iteratons is not a config key; valid keys of train: iterations"),
     (["train.iteratons=5"], "train.iteratons is not a config key"),
-    (["+regularizer.unroll.step=3"], "regularizer.unroll.step is not a config key"),
+    (["+stabilizers.unrolled.step=3"], "stabilizers.unrolled.step does not apply to stabilizers=unrolled (its keys: "
+                                       "lr, method, steps)"),
+    (["stabilizers.unrolled.step=3"], "stabilizers.unrolled.step does not apply to stabilizers.unrolled (its keys: "
+                                      "steps, lr, method)"),
+    (["stabilizers.gradient_penalti.kind=r1"], "stabilizers.gradient_penalti is not a config key"),
+    (["+stabilizers.gradient_penalti.kind=r1"], "stabilizers.gradient_penalti must name its class with "
+                                                "stabilizers.gradient_penalti._target_=module.Class"),
     (["+seed=3"], "seed is not a config key"),
 ])
 def test_unknown_and_misplaced_keys_are_refused(overrides, needle):
@@ -212,6 +220,17 @@ def test_unknown_and_misplaced_keys_are_refused(overrides, needle):
     ("optimizer.update=svre", "optimizer/rule=NAME"), ("optimizer.name=sgd", "optimizer/base=NAME"),
     ("aggregation.name=hv", "aggregation=NAME"), ("+optimizer.svre.epoch_length=3", "optimizer.rule.KEY"),
     ("discriminators.projection=random", "discriminators/projection=random"),
+    ("regularizer.gp=r1", "stabilizers.gradient_penalty.kind"),
+    ("regularizer.gp_weight=5", "stabilizers.gradient_penalty.weight"),
+    ("regularizer.instance_noise=0.1", "stabilizers.instance_noise.std"),
+    ("regularizer.instance_noise_anneal=10", "stabilizers.instance_noise.anneal_iters"),
+    ("regularizer.feature_matching=1", "stabilizers.feature_matching.weight"),
+    ("regularizer.feature_matching_only=true", "stabilizers.feature_matching.only"),
+    ("regularizer.historical_averaging=0.1", "stabilizers.historical_averaging.weight"),
+    ("regularizer.unroll.steps=5", "stabilizers.unrolled.steps"),
+    ("regularizer.unroll.lr=0.1", "stabilizers.unrolled.lr"),
+    ("regularizer.unroll.method=adam", "stabilizers.unrolled.method"),
+    ("+regularizer.unroll.step=3", "stabilizers.unrolled.KEY"), ("+regularizer.foo=1", "stabilizers.NAME.KEY"),
 ])
 def test_an_old_key_gets_one_line_naming_the_new_one(override, new):
     with pytest.raises(ConfigError) as err:
@@ -236,13 +255,21 @@ def test_an_old_key_gets_one_line_naming_the_new_one(override, new):
     (["dataset.channels=2"], "dataset.channels=2 is not supported"),
     (["loss.real_label=0"], "loss.real_label=0"),
     (["loss=hinge", "+loss.real_label=0.9"], "loss.real_label does not apply to loss=hinge"),
-    (["regularizer.gp=wgan_gp", "model.discriminator.norm=batch"], "regularizer.gp=wgan_gp"),
-    (["regularizer.gp=r1", "model.discriminator.minibatch_kernels=4"], "mix the batch"),
-    (["regularizer.feature_matching_only=true"], "needs regularizer.feature_matching > 0"),
+    (["stabilizers.gradient_penalty.kind=wgan_gp", "model.discriminator.norm=batch"],
+     "stabilizers.gradient_penalty needs each D output to depend on its own sample only"),
+    (["stabilizers=[gradient_penalty]", "stabilizers.gradient_penalty.kind=r1",
+      "model.discriminator.minibatch_kernels=4"], "mix the batch"),
+    (["stabilizers.feature_matching.only=true"], "stabilizers.feature_matching.only=true needs weight > 0"),
     (["aggregation=mgd", "aggregation.solver=exact", "discriminators.count=16"], "aggregation.solver=exact"),
     (["aggregation=mgd", "aggregation.solver=qp"], "aggregation.solver: Invalid value 'qp', expected one of"),
-    (["regularizer.unroll.lr=-1"], "regularizer.unroll.lr=-1"),
-    (["regularizer.gp=wgan"], "regularizer.gp: Invalid value 'wgan'"),
+    (["stabilizers.unrolled.lr=-1"], "stabilizers.unrolled.lr=-1"),
+    (["stabilizers.unrolled.steps=-2"], "stabilizers.unrolled.steps=-2 is impossible"),
+    (["stabilizers.instance_noise.std=-0.5"], "stabilizers.instance_noise.std=-0.5 is impossible"),
+    (["stabilizers.instance_noise.anneal_iters=-3"], "stabilizers.instance_noise.anneal_iters=-3 is impossible"),
+    (["stabilizers.gradient_penalty.weight=-1"], "stabilizers.gradient_penalty.weight=-1"),
+    (["stabilizers.feature_matching.weight=-1"], "stabilizers.feature_matching.weight=-1"),
+    (["stabilizers.historical_averaging.weight=-1"], "stabilizers.historical_averaging.weight=-1"),
+    (["stabilizers.gradient_penalty.kind=wgan"], "stabilizers.gradient_penalty.kind: Invalid value 'wgan'"),
     (["discriminators.layout=grouped"], "discriminators.layout: Invalid value 'grouped', expected one of [auto, vmap, "
                                         "loop]"),
     (["optimizer=svre", "optimizer.rule.noise_set=-5"], "optimizer.rule.noise_set=-5"),
@@ -312,20 +339,6 @@ def test_cli_batch_larger_than_dataset(tmp_path):
     assert r.returncode == 2
     assert "train.batch_size=5000 is larger than dataset=digits (1797 examples)" in r.stderr
     assert not (tmp_path / "run").exists()
-
-
-def test_help_lists_commands_groups_and_options():
-    r = cli("--help")
-    assert r.returncode == 0
-    for c in ("train", "eval", "fid", "weights", "report"):
-        assert c in r.stdout
-    r = cli("train", "--help")
-    assert r.returncode == 0
-    for g in ("dataset:", "aggregation: avg, custom, gman, gman_auto, hv, mgd", "optimizer/rule:",
-              "optimizer/base: adam, custom, sgd",
-              "model/discriminator:", "discriminators/projection:", "cifar10_64", "experiment:", "_target_"):
-        assert g in r.stdout, g
-    assert "schema" not in r.stdout.split("== Config ==")[0]
 
 
 def test_errors_found_while_building_are_config_errors(tmp_path):

@@ -64,7 +64,7 @@ def test_two_ranks_train_what_one_process_trains(tmp_path, case):
 def test_a_two_rank_run_resumes_and_rank_0_alone_writes(tmp_path):
     """HV with feature matching and alternating Adam, 4 iterations on 2 ranks, resumed on 2 ranks to 8: the G and Ds
     of one process trained 8 iterations, and the evaluation of one process on the same samples."""
-    args = [*POINTS, "aggregation=hv", "regularizer.feature_matching=0.5", "train.checkpoint_every=4",
+    args = [*POINTS, "aggregation=hv", "stabilizers.feature_matching.weight=0.5", "train.checkpoint_every=4",
             "eval.metrics=[modes]", "eval.n_samples=300",
             "eval.batch_size=64", "eval.every=4", "eval.generators=[raw]"]
     run = tmp_path / "two"
@@ -101,7 +101,7 @@ def test_what_cannot_be_exact_under_torchrun_is_refused_with_the_reason(tmp_path
     ("model.discriminator.minibatch_kernels=4", "minibatch discrimination and model.discriminator.norm=batch mix the "
                                                 "batch"),
     ("train.batch_size=33", "train.batch_size=33 is the global batch: it must divide evenly over the 2 processes"),
-    ("regularizer.unroll.steps=2", "regularizer.unroll.steps > 0 is not supported under torchrun"),
+    ("stabilizers.unrolled.steps=2", "stabilizers.unrolled.steps > 0 is not supported under torchrun"),
 ])
 def test_each_setting_a_data_parallel_run_cannot_do_exactly_is_refused(monkeypatch, override, reason):
     """The same refusals as the torchrun launch above, each checked where a run is built (as rank 0 of 2 sees it)."""

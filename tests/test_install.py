@@ -10,7 +10,7 @@ from conftest import REPO
 
 
 def test_conf_from_source_checkout():
-    from gan_bench.cli import conf_dir
+    from gan_bench.launch import conf_dir
 
     assert Path(conf_dir()) == REPO / "conf"
 
@@ -27,7 +27,7 @@ def test_conf_from_non_editable_install(tmp_path):
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     env["PYTHONPATH"] = str(target)
-    code = ("import gan_bench.cli as c, sys; print(c.__file__); print(c.conf_dir()); "
+    code = ("import gan_bench.cli as c, gan_bench.launch as la, sys; print(c.__file__); print(la.conf_dir()); "
             "sys.exit(c.main(['train', '--cfg', 'job', '+experiment=cifar_hv24']))")
     r = subprocess.run([sys.executable, "-c", code], cwd=elsewhere, env=env, capture_output=True, text=True,
                        timeout=300)

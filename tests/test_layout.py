@@ -46,6 +46,7 @@ def test_no_module_shadows_the_standard_library():
     ("unrolled GANs", "stabilizers/unrolled.py"),
     ("minibatch discrimination", "models/minibatch_discrimination.py"),
     ("virtual batch norm", "models/virtual_batch_norm.py"),
+    ("spectral normalisation", "models/spectral_norm.py"),
     ("multiple gradient descent", "aggregation/mgd.py"),
     ("hypervolume", "aggregation/hypervolume.py"),
     ("SVRE", "optim/svre.py"),

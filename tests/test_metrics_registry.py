@@ -58,6 +58,7 @@ class MeanGap(Metric):
     """Largest gap between the real and generated per-channel means."""
 
     name, keys = "test_mean_gap", ("mean_gap",)
+    directions, labels = {"mean_gap": "lower"}, {"mean_gap": "mean gap"}
     extractor, output = ChannelMeans, "means"
     real, fake = MOMENTS, ROWS
 
@@ -74,6 +75,7 @@ class BrightestChannels(Metric):
     """How many distinct brightest channels the generated images have, from per-sample ids it accumulates."""
 
     name, keys = "test_brightest", ("channels_seen", "batches_seen")
+    directions = {"channels_seen": "higher", "batches_seen": None}  # a count of batches: a diagnostic
     extractor, output = ChannelMeans, "brightest"
 
     def start(self) -> None:

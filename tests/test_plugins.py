@@ -99,6 +99,7 @@ def test_a_metric_registered_outside_gan_bench_is_an_eval_metrics_option():
         """The mean distance of the samples to the origin."""
 
         name, keys, data = "spread", ("spread",), POINTS
+        directions = {"spread": None}
         extractor, output = RawSamples, "samples"
 
     assert "spread" in registered_metrics()
@@ -110,7 +111,7 @@ def test_plugins_are_imported_before_the_config_is_checked(tmp_path):
         "from gan_bench.metrics.extractors.samples import RawSamples\n"
         "from gan_bench.metrics.registry import POINTS, Metric, register_metric\n\n"
         "@register_metric\nclass Spread2(Metric):\n    name, keys, data = 'spread2', ('spread2',), POINTS\n"
-        "    extractor, output = RawSamples, 'samples'\n")
+        "    extractor, output = RawSamples, 'samples'\n    directions = {'spread2': None}\n")
     cfg = compose(["dataset=ring8", "model=mlp", "eval.metrics=[spread2]", "plugins=[my_metrics]"])
     import sys
 

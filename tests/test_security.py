@@ -106,7 +106,9 @@ def test_every_torch_file_gan_bench_reads_refuses_a_payload(tmp_path):
 def test_a_format_2_checkpoint_still_resumes_bit_exactly(tmp_path):
     """tests/data/format2_ring8_last.pt was written by gan-bench at checkpoint format 2 (numpy's RNG state as a
     numpy array, commit 8feea87): ring8, the mlp model at width 16, z 4, batch 32, 512 points, seed 3, 4 iterations.
-    Resumed to 8 iterations it must equal a run of 8 iterations made now."""
+    Resumed to 8 iterations it must equal a run of 8 iterations made now: to float rounding (rtol 1e-4), since its first
+    4 iterations ran on the CPU that wrote it (another SIMD width sums in another order: an AVX-512 machine here gave
+    last-bit differences); bit-exact resume on one machine is tests/test_train.py's and tests/test_faults.py's."""
     args = ["train.seed=3", "train.checkpoint_every=4", *RING]
     run = tmp_path / "old"
     (run / "checkpoints").mkdir(parents=True)
@@ -118,7 +120,7 @@ def test_a_format_2_checkpoint_still_resumes_bit_exactly(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     straight = tmp_path / "straight"
     train(compose(["train.iterations=8", *args]), straight)
-    _assert_same(_weights(run), _weights(straight))
+    _assert_same(_weights(run), _weights(straight), rtol=1e-4)
     assert torch.load(run / "checkpoints" / "last.pt", weights_only=True)["format"] == 3
 
 

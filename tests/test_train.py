@@ -34,17 +34,22 @@ def _weights(run_dir: Path) -> dict:
     return {"G": sd["G"], "D": sd["D"], "opt": sd["optimizer"], "avg": sd["averages"], "it": sd["iteration"]}
 
 
-def _assert_same(a, b, path="") -> None:
+def _assert_same(a, b, path="", rtol: float = 0.0) -> None:
+    """Equal tensors (bit for bit; ``rtol`` > 0: within that relative tolerance, for a file another CPU wrote)."""
     if isinstance(a, torch.Tensor):
-        assert torch.equal(a, b), f"differs at {path}"
+        if rtol:
+            scale = b.detach().abs().max().clamp_min(1e-12) if b.is_floating_point() else 1
+            assert torch.allclose(a, b, rtol=rtol, atol=rtol * float(scale)), f"differs at {path}"
+        else:
+            assert torch.equal(a, b), f"differs at {path}"
     elif isinstance(a, dict):
         assert a.keys() == b.keys(), path
         for k in a:
-            _assert_same(a[k], b[k], f"{path}.{k}")
+            _assert_same(a[k], b[k], f"{path}.{k}", rtol)
     elif isinstance(a, (list, tuple)):
         assert len(a) == len(b), path
         for i, (x, y) in enumerate(zip(a, b)):
-            _assert_same(x, y, f"{path}[{i}]")
+            _assert_same(x, y, f"{path}[{i}]", rtol)
     else:
         assert a == b, f"{path}: {a} != {b}"
 
@@ -92,9 +97,9 @@ RESUME_CASES = {
     "lookahead_nested": ["optimizer=lookahead", "optimizer.lookahead.k=2", "optimizer.lookahead.k2=2",
                          "optimizer.averaging.uniform=true"],
     "hv_k3_hist": ["discriminators=d3" if False else "discriminators.count=3", "aggregation=hv",
-                   "regularizer.historical_averaging=0.1"],
-    "mgd_k2_gp": ["discriminators.count=2", "aggregation=mgd", "regularizer.gp=wgan_gp", "loss=wasserstein",
-                  "regularizer.instance_noise=0.1"],
+                   "stabilizers.historical_averaging.weight=0.1"],
+    "mgd_k2_gp": ["discriminators.count=2", "aggregation=mgd", "stabilizers.gradient_penalty.kind=wgan_gp",
+                  "loss=wasserstein", "stabilizers.instance_noise.std=0.1"],
 }
 
 

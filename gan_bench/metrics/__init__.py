@@ -4,7 +4,8 @@
 Each metric is one class registered with :func:`register_metric` (see :mod:`gan_bench.metrics.registry`); the
 training loop builds an :class:`Evaluator` for the names in ``eval.metrics``; the CLI calls :func:`fid_cli`
 (``gan-bench fid``) and :func:`weights_cli` (``gan-bench weights``). :func:`registered_metrics` lists the metric
-names, :data:`METRICS` maps each to the result keys it produces.
+names, :data:`METRICS` maps each to the result keys it produces; each metric declares per key whether
+:data:`LOWER` or :data:`HIGHER` is better (``direction``/``label`` in :mod:`gan_bench.metrics.registry`).
 """
 # the built-in metrics register themselves on import (registered_metrics() lists them in BUILT_IN order)
 from gan_bench.metrics.classifier import classifier_features, load_classifier, save_classifier, train_classifier
@@ -22,7 +23,9 @@ from gan_bench.metrics.modes_stacked import StackedDigits, StackedModes, stacked
 from gan_bench.metrics.precision_recall import PrecisionRecall, precision_recall
 from gan_bench.metrics.reference import RealReference
 from gan_bench.metrics.registry import (
+    HIGHER,
     IMAGES,
+    LOWER,
     METRICS,
     MOMENTS,
     POINTS,
@@ -37,8 +40,10 @@ from gan_bench.metrics.stats import StreamingMoments, load_statistics, save_stat
 
 __all__ = [
     "FID",
+    "HIGHER",
     "IMAGES",
     "KID",
+    "LOWER",
     "METRICS",
     "MOMENTS",
     "POINTS",

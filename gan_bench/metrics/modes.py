@@ -19,7 +19,7 @@ from gan_bench.metrics.errors import MetricsError
 from gan_bench.metrics.extractors.base import FeatureExtractor
 from gan_bench.metrics.extractors.samples import RawSamples
 from gan_bench.metrics.reference import RealReference
-from gan_bench.metrics.registry import POINTS, ROWS, FakeFeatures, Metric, Result, register_metric
+from gan_bench.metrics.registry import HIGHER, LOWER, POINTS, ROWS, FakeFeatures, Metric, Result, register_metric
 from gan_bench.metrics.settings import EvalSettings
 
 
@@ -57,6 +57,8 @@ class ModeCoverage(Metric):
     """Mode coverage of ``n_samples`` generated points around ``settings.mode_centres`` (std ``settings.mode_std``)."""
 
     name, keys = "modes", ("modes_covered", "high_quality", "mode_kl")
+    directions = {"modes_covered": HIGHER, "high_quality": HIGHER, "mode_kl": LOWER}
+    labels = {"modes_covered": "modes", "high_quality": "high quality", "mode_kl": "mode KL"}
     data = POINTS
     extractor, output = RawSamples, "samples"
     fake = ROWS

@@ -27,7 +27,7 @@ from gan_bench.metrics.classifier import load_classifier
 from gan_bench.metrics.errors import MetricsError
 from gan_bench.metrics.extractors.base import FeatureExtractor
 from gan_bench.metrics.reference import RealReference
-from gan_bench.metrics.registry import IMAGES, FakeFeatures, Metric, Result, register_metric
+from gan_bench.metrics.registry import HIGHER, IMAGES, LOWER, FakeFeatures, Metric, Result, register_metric
 from gan_bench.metrics.settings import EvalSettings
 
 REFERENCE_N_SAMPLES = 26_000  # Metz et al. 2017, VEEGAN and PacGAN
@@ -104,6 +104,8 @@ class StackedModes(Metric):
     """Modes covered and KL to uniform of ``n_samples`` generated Stacked-MNIST images, from the modes it counts."""
 
     name, keys = "modes_stacked", ("modes_covered_stacked", "mode_kl_stacked")
+    directions = {"modes_covered_stacked": HIGHER, "mode_kl_stacked": LOWER}
+    labels = {"modes_covered_stacked": "modes (stacked)", "mode_kl_stacked": "mode KL (stacked)"}
     data = IMAGES
     extractor, output = StackedDigits, "mode"
 

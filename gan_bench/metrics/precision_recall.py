@@ -19,7 +19,7 @@ from gan_bench.metrics.extractors.base import FeatureExtractor
 from gan_bench.metrics.extractors.inception import InceptionExtractor
 from gan_bench.metrics.inception import BACKBONE
 from gan_bench.metrics.reference import RealReference
-from gan_bench.metrics.registry import ROWS, FakeFeatures, Metric, Result, register_metric
+from gan_bench.metrics.registry import HIGHER, ROWS, FakeFeatures, Metric, Result, register_metric
 
 PR_K = 3
 
@@ -70,6 +70,7 @@ class PrecisionRecall(Metric):
     """Improved precision and recall with k = :data:`PR_K` nearest-neighbour manifolds."""
 
     name, keys = "pr", ("precision", "recall")
+    directions, labels = {"precision": HIGHER, "recall": HIGHER}, {"precision": "precision", "recall": "recall"}
     extractor, output = InceptionExtractor, "pool3"
     real, fake = ROWS, ROWS
 

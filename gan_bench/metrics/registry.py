@@ -10,7 +10,13 @@ torch-fidelity's feature extractors):
 * ``real``: the real-data reference on that output, :data:`MOMENTS` (streamed mean and covariance of all real
   rows), :data:`ROWS` (a fixed random subset of ``min(n_real, n_samples)`` rows) or None; cached on disk;
 * ``fake``: what the Evaluator keeps of the generated side, :data:`MOMENTS`, :data:`ROWS` (all rows) or None; a
-  metric may also accumulate per-sample outputs itself in :meth:`Metric.update` (as IS accumulates logits).
+  metric may also accumulate per-sample outputs itself in :meth:`Metric.update` (as IS accumulates logits);
+* ``directions``: for *every* key in ``keys``, which way is better, :data:`LOWER` (FID), :data:`HIGHER` (IS) or None
+  (a diagnostic such as a std: never optimised). A key left out is an error at registration, never silently
+  minimised. The best-so-far tracking of training, ``train.objective`` and ``gan-bench report`` read them from here
+  (:func:`direction`, :func:`sign`, :func:`objective_sign`); each run also records them in its metrics.json
+  (``metric_keys``, from :func:`metric_keys`) so that the report reads a plug-in's directions without importing it;
+* ``labels``: an optional short label per key for tables and figures (``{"fid": "FID"}``; default: the key).
 
 Once per Evaluator it records :meth:`Metric.protocol` and prints :meth:`Metric.warning`; per evaluation it calls
 :meth:`Metric.start`, :meth:`Metric.update` for every batch and :meth:`Metric.compute` once. Example, a metric
@@ -19,6 +25,7 @@ registered from any module (a file outside the package works the same, once impo
     @register_metric
     class MeanGap(Metric):
         name, keys = "mean_gap", ("mean_gap",)
+        directions, labels = {"mean_gap": LOWER}, {"mean_gap": "mean gap"}
         extractor, output = InceptionExtractor, "pool3"
         real, fake = MOMENTS, MOMENTS
 
@@ -28,7 +35,7 @@ registered from any module (a file outside the package works the same, once impo
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar, Iterable, Mapping, Sequence
 
 import torch
 
@@ -40,6 +47,8 @@ from gan_bench.metrics.stats import StreamingMoments
 
 IMAGES, POINTS = "images", "points"  # the data kinds a metric applies to
 MOMENTS, ROWS = "moments", "rows"  # what a metric needs of the real or generated features
+LOWER, HIGHER = "lower", "higher"  # which way a result key is better (None: neither, e.g. a std)
+DIRECTIONS = (LOWER, HIGHER, None)
 
 Result = dict[str, "float | int | None"]
 
@@ -78,6 +87,8 @@ class Metric:
     real: ClassVar[str | None] = None
     fake: ClassVar[str | None] = None
     min_samples: ClassVar[int] = 2  # the fewest generated samples the metric is defined for
+    directions: ClassVar[Mapping[str, str | None]] = {}  # key -> LOWER, HIGHER or None; every key of ``keys``
+    labels: ClassVar[Mapping[str, str]] = {}  # key -> short label for tables and figures (default: the key)
 
     def __init__(self, settings: EvalSettings) -> None:
         self.settings = settings
@@ -122,6 +133,27 @@ def _declaration_problem(cls: type) -> str | None:
         return f"has data={cls.data!r}; valid: {IMAGES!r}, {POINTS!r}"
     if cls.real not in (MOMENTS, ROWS, None) or cls.fake not in (MOMENTS, ROWS, None):
         return f"has real={cls.real!r}, fake={cls.fake!r}; valid: {MOMENTS!r}, {ROWS!r}, None"
+    directions, labels = getattr(cls, "directions", None), getattr(cls, "labels", None)
+    if not isinstance(directions, Mapping) or not isinstance(labels, Mapping):
+        return "has directions or labels that are not mappings of result key -> value"
+    undeclared = [k for k in cls.keys if k not in directions]
+    if undeclared:
+        return (f"declares no direction for {', '.join(map(repr, undeclared))}: add directions = "
+                f"{{{', '.join(f'{k!r}: {LOWER!r}' for k in undeclared)}}} ({LOWER!r} or {HIGHER!r} is better, or "
+                "None for a value that is never optimised)")
+    bad = {k: v for k, v in directions.items() if k in cls.keys and v not in DIRECTIONS}
+    if bad:
+        return f"has directions {bad!r}; valid: {LOWER!r}, {HIGHER!r}, None"
+    stray = [k for k in [*directions, *labels] if k not in cls.keys]
+    if stray:
+        return f"declares directions or labels for {', '.join(map(repr, stray))}, not among its keys {cls.keys!r}"
+    if not all(isinstance(v, str) and v for v in labels.values()):
+        return "has a label that is not a non-empty string"
+    for key in cls.keys:
+        other = _declaring(key)
+        if other is not None and other.name != cls.name and other.directions[key] != directions[key]:
+            return (f"declares {key!r} {directions[key] or 'not optimised'}, but metric {other.name!r} already "
+                    f"declares it {other.directions[key] or 'not optimised'}")
     return None
 
 
@@ -155,3 +187,52 @@ def metric_classes(names: Sequence[str]) -> list[type[Metric]]:
         raise MetricsError(f"unknown metric(s) {', '.join(map(repr, unknown))}; "
                            f"valid: {', '.join(registered_metrics())}")
     return [_REGISTRY[n] for n in names]
+
+
+# -- the result keys: which way is better, and their labels ---------------------------------------------------------
+def _declaring(key: str) -> type[Metric] | None:
+    """The first registered metric class (in :func:`registered_metrics` order) producing ``key``; None if none."""
+    return next((_REGISTRY[n] for n in registered_metrics() if key in _REGISTRY[n].keys), None)
+
+
+def key_info(key: str) -> dict[str, str | None] | None:
+    """``{"direction": ..., "label": ...}`` of ``key`` as its registered metric declares them; None if no registered
+    metric produces ``key``."""
+    cls = _declaring(key)
+    return {"direction": cls.directions[key], "label": cls.labels.get(key, key)} if cls else None
+
+
+def direction(key: str) -> str | None:
+    """:data:`LOWER` or :data:`HIGHER` if a registered metric (plug-ins included) declares ``key`` so; None for a key
+    declared not optimised (a std) or that no registered metric produces."""
+    info = key_info(key)
+    return info["direction"] if info else None
+
+
+def sign(key: str) -> int:
+    """``+1`` if higher is better for ``key``, ``-1`` if lower is, ``0`` if neither or unknown (:func:`direction`)."""
+    return {HIGHER: 1, LOWER: -1}.get(direction(key), 0)
+
+
+def label(key: str) -> str:
+    """The short label of ``key`` for tables and figures (``"FID"``); the key itself when none is declared."""
+    info = key_info(key)
+    return str(info["label"]) if info else key
+
+
+def metric_keys(names: Iterable[str] | None = None) -> dict[str, dict[str, str | None]]:
+    """``{key: {"direction": ..., "label": ...}}`` for the result keys of the metrics ``names`` (all registered ones
+    when None; unknown names are left out): what a run records in its metrics.json as ``metric_keys``."""
+    classes = [_REGISTRY[n] for n in (registered_metrics() if names is None else names) if n in _REGISTRY]
+    return {k: {"direction": cls.directions[k], "label": cls.labels.get(k, k)} for cls in classes for k in cls.keys}
+
+
+def objective_sign(key: str, metrics: Mapping[str, Any] | None = None) -> int:
+    """``+1`` (maximise), ``-1`` (minimise) or ``0`` (neither: take the last value) for ``key`` as
+    ``train.objective``: the direction recorded in the run's metrics.json (``metrics["metric_keys"]``) when it has
+    one, else the registry's (:func:`sign`)."""
+    recorded = (metrics or {}).get("metric_keys")
+    info = recorded.get(key) if isinstance(recorded, Mapping) else None
+    if isinstance(info, Mapping) and "direction" in info:
+        return {HIGHER: 1, LOWER: -1}.get(info["direction"], 0)
+    return sign(key)

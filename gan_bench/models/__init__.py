@@ -9,6 +9,7 @@ from typing import Any
 
 import torch.nn as nn
 
+from gan_bench.build import instantiate
 from gan_bench.models import dcgan, hgan, mlp, resnet  # noqa: F401  (register the built-in options)
 from gan_bench.models.base import DISCRIMINATORS, GENERATORS
 from gan_bench.models.ensemble import DiscriminatorEnsemble
@@ -16,17 +17,16 @@ from gan_bench.models.projection import PROJECTIONS, Identity, Projected
 
 
 def build_generator(cfg: Any, data_shape: tuple[int, ...]) -> nn.Module:
-    from gan_bench.config import instantiate
-
-    return instantiate(cfg.model.generator, "model.generator", z_dim=cfg.model.z_dim, out_shape=tuple(data_shape))
+    return instantiate(cfg.model.generator, "model.generator", group=GENERATORS, z_dim=cfg.model.z_dim,
+                       out_shape=tuple(data_shape))
 
 
 def build_discriminator(cfg: Any, data_shape: tuple[int, ...]) -> nn.Module:
     """One discriminator behind its own projection (each call: a new initialisation and a new random projection)."""
-    from gan_bench.config import instantiate
-
-    projection = instantiate(cfg.discriminators.projection, "discriminators.projection", in_shape=tuple(data_shape))
-    d = instantiate(cfg.model.discriminator, "model.discriminator", in_shape=tuple(projection.out_shape))
+    projection = instantiate(cfg.discriminators.projection, "discriminators.projection", group=PROJECTIONS,
+                             in_shape=tuple(data_shape))
+    d = instantiate(cfg.model.discriminator, "model.discriminator", group=DISCRIMINATORS,
+                    in_shape=tuple(projection.out_shape))
     return d if isinstance(projection, Identity) else Projected(projection, d)
 
 

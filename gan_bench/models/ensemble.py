@@ -2,9 +2,10 @@
 
 Every discriminator keeps its own initialisation, parameters and (since Adam and SGD act element-wise
 on the stacked tensors) its own optimizer state; the training step never loops over discriminators.
-Spectral normalisation (Miyato et al. 2018) is applied in batched form to the stacked weights, with one
-power-iteration vector per discriminator and layer. What a discriminator class must provide is documented in
-:mod:`gan_bench.models.base`; :meth:`DiscriminatorEnsemble.build` checks it and names what is missing.
+Spectral normalisation (Miyato et al. 2018, :mod:`gan_bench.models.spectral_norm`) is applied in batched form to
+the stacked weights, with one power-iteration vector per discriminator and layer. What a discriminator class must
+provide is documented in :mod:`gan_bench.models.base`; :meth:`DiscriminatorEnsemble.build` checks it and names what
+is missing.
 
 How the K members are evaluated from the stacked parameters is the ensemble's ``layout`` (:data:`LAYOUTS`). It
 changes neither the parameters, their optimizer state nor the checkpoint format, only the forward's evaluation:
@@ -40,13 +41,15 @@ from typing import Callable, Sequence
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
 from gan_bench.errors import ConfigError
+from gan_bench.models import spectral_norm as sn
 from gan_bench.models.member_call import MemberCall
+from gan_bench.registry import choice
 
 LAYOUTS = ("auto", "vmap", "loop")
+Layout = choice("EnsembleLayout", LAYOUTS)  # the values of discriminators.layout
 
 
 def _key(name: str) -> str:
@@ -112,15 +115,11 @@ class DiscriminatorEnsemble(nn.Module):
         base = _meta_template(modules[0])
         self._base = [base]  # a list keeps the stateless template out of state_dict()
         self._member_call = [MemberCall(base)]  # the loop layout's calls of the template
-        self.sn_names: list[str] = []
+        self.sn_names: list[str] = []  # the weights spectral norm divides (:mod:`~gan_bench.models.spectral_norm`)
         if spectral_norm:
-            for mod_name, mod in modules[0].named_modules():
-                if isinstance(mod, (nn.Conv2d, nn.Linear)):
-                    name = f"{mod_name}.weight" if mod_name else "weight"
-                    w = params[name]
-                    u = F.normalize(torch.randn(self.count, w.shape[1]), dim=1)  # w is stacked: [K, out, ...]
-                    self.register_buffer("sn_u__" + _key(name), u)
-                    self.sn_names.append(name)
+            for name, u in sn.power_vectors(modules[0], params).items():
+                self.register_buffer("sn_u__" + _key(name), u)
+                self.sn_names.append(name)
 
     @classmethod
     def build(cls, make: Callable[[], nn.Module], count: int, spectral_norm: bool = False,
@@ -203,22 +202,9 @@ class DiscriminatorEnsemble(nn.Module):
         return {n: self._buffers["buf__" + _key(n)] for n in self.buffer_names}
 
     def _spectral(self, params: dict[str, torch.Tensor], update: bool) -> dict[str, torch.Tensor]:
-        if not self.sn_names:
-            return params
-        out = dict(params)
-        for name in self.sn_names:
-            w = params[name]
-            mat = w.reshape(self.count, w.shape[1], -1)  # [K, out, in * kh * kw]
-            u = getattr(self, "sn_u__" + _key(name))
-            with torch.no_grad():
-                v = F.normalize(torch.einsum("kom,ko->km", mat, u), dim=1, eps=1e-12)
-                u_new = F.normalize(torch.einsum("kom,km->ko", mat, v), dim=1, eps=1e-12)
-                if update:
-                    u.copy_(u_new)
-                u_used, v_used = u_new.clone(), v.clone()
-            sigma = torch.einsum("ko,kom,km->k", u_used, mat, v_used)
-            out[name] = w / sigma.view(-1, *([1] * (w.dim() - 1)))
-        return out
+        """``params`` spectrally normalised (when switched on); ``update`` advances the power-iteration vectors."""
+        vectors = {name: self._buffers["sn_u__" + _key(name)] for name in self.sn_names}
+        return sn.normalize(params, vectors, update)
 
     def member_views(self, x: torch.Tensor) -> torch.Tensor:
         """``x [B, ...]`` as one view per discriminator, ``[K, B, ...]`` (an expand, no copy), for

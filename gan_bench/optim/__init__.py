@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from ..build import instantiate
 from ..registry import Registry
 from .averaging import ParamAverage
 from .extragradient import Extragradient
@@ -60,8 +61,6 @@ def _plain(node: Any) -> dict:
 
 def base_optimizer(base: Any, player: Any, params: list[torch.Tensor], where: str) -> torch.optim.Optimizer:
     """A player's torch optimizer: the ``base`` node's class and keys, with the ``player`` node's keys on top."""
-    from gan_bench.config import instantiate
-
     own = {k: v for k, v in _plain(player).items() if v is not None}
     merged = {**_plain(base), **own}
     lr = merged.get("lr")
@@ -74,12 +73,10 @@ def base_optimizer(base: Any, player: Any, params: list[torch.Tensor], where: st
 def build_game_optimizer(cfg: Any, game: Game, n_dis: int = 1) -> GameOptimizer:
     """The game optimizer described by the ``optimizer`` node (see module doc) on ``game``; Lookahead-wrapped if
     ``lookahead.k > 0``. Impossible settings raise a ConfigError naming the key."""
-    from gan_bench.config import instantiate
-
     cfg = _plain(cfg)
     optimizers = {p: base_optimizer(cfg["base"], cfg.get(p.lower()), game.params(p), f"optimizer.{p.lower()}")
                   for p in game.players}
-    rule = instantiate(cfg["rule"], "optimizer.rule", game=game, optimizers=optimizers, n_dis=int(n_dis))
+    rule = instantiate(cfg["rule"], "optimizer.rule", group=RULES, game=game, optimizers=optimizers, n_dis=int(n_dis))
     la = {"k": 0, "alpha": 0.5, "k2": 0, "alpha2": 0.5, **cfg.get("lookahead", {})}
     check_lookahead(la["k"], la["alpha"], la["k2"], la["alpha2"])
     return Lookahead(rule, la["k"], la["alpha"], la["k2"], la["alpha2"]) if la["k"] else rule

@@ -1,5 +1,6 @@
 """Gradient penalties of the discriminators: WGAN-GP (Gulrajani et al. 2017), R1 (Mescheder et al. 2018) and
-DRAGAN (Kodali et al. 2017), for K vectorised discriminators at once (``regularizer.gp``, ``regularizer.gp_weight``).
+DRAGAN (Kodali et al. 2017), for K vectorised discriminators at once (``stabilizers.gradient_penalty.kind``,
+``stabilizers.gradient_penalty.weight``).
 
 The discriminators are one vectorised callable ``d(x) -> logits [K, B]`` evaluated on a batch
 ``x [B, ...]`` shared by the K discriminators. Every penalty returns one value per discriminator,
@@ -7,20 +8,18 @@ a tensor ``[K]``; the caller weights it (λ, γ/2, ...) and adds it to each disc
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Literal
+from typing import Callable, Literal
 
 import torch
 from torch import Tensor
 
 from gan_bench.models.ensemble import DiscriminatorEnsemble
 from gan_bench.registry import choice
-
-if TYPE_CHECKING:
-    from gan_bench.game import Forward, GANGame
+from gan_bench.stabilizers.base import STABILIZERS, DTermContext, Stabilizer
 
 PenaltyKind = Literal["wgan_gp", "r1", "dragan"]
 _PENALTY_KINDS: tuple[str, ...] = ("wgan_gp", "r1", "dragan")
-Penalty = choice("Penalty", ("none", *_PENALTY_KINDS))  # the values of regularizer.gp
+Penalty = choice("Penalty", ("none", *_PENALTY_KINDS))  # the values of stabilizers.gradient_penalty.kind
 Discriminators = Callable[[Tensor], Tensor]  # x [B, ...] -> logits [K, B]
 
 
@@ -110,14 +109,22 @@ def gradient_penalty(
     return (grads.norm(dim=2) - center).pow(2).mean(dim=1)
 
 
-class GradientPenalty:
-    """The D-phase term: ``weight`` x the penalty of each discriminator (``weight / 2`` for R1, its gamma / 2), ``[K]``,
-    on the batch the discriminators saw (real; WGAN-GP also the fakes, detached)."""
+@STABILIZERS.register("gradient_penalty")
+class GradientPenalty(Stabilizer):
+    """A D term: ``weight`` x the gradient penalty of each discriminator (``weight / 2`` for R1, its gamma / 2),
+    ``[K]``, on the batch the discriminators saw (real; WGAN-GP also the fakes, detached); kind = none: off."""
 
-    def __init__(self, kind: str, weight: float):
+    per_sample = True  # each D output must depend on its own sample only (no batch norm, no minibatch features)
+
+    def __init__(self, kind: Penalty = Penalty.none, weight: float = 10.0):
+        if weight < 0:
+            raise ValueError(f"weight={weight} is impossible: it must be >= 0")
         self.kind, self.weight = str(kind), weight
+        if self.kind not in ("none", *_PENALTY_KINDS):
+            raise ValueError(f"kind={self.kind} is not supported: use one of none, {', '.join(_PENALTY_KINDS)}")
+        self.active = self.kind != "none"
 
-    def __call__(self, game: "GANGame", f: "Forward") -> Tensor:
-        penalty = gradient_penalty(game.D, f.real, f.fake.detach(), self.kind)
-        game.last["d/penalty"] = penalty.detach()
+    def d_term(self, ctx: DTermContext) -> Tensor:
+        penalty = gradient_penalty(ctx.discriminators, ctx.real, ctx.fake, self.kind)
+        ctx.log("d/penalty", penalty)
         return (self.weight / 2 if self.kind == "r1" else self.weight) * penalty

@@ -1,9 +1,11 @@
 """Historical averaging (Salimans et al. 2016, "Improved Techniques for Training GANs", Sec. 3.3): each player pays
-``weight * ||theta - mean of its past values||^2`` (``regularizer.historical_averaging``)."""
+``weight * ||theta - mean of its past values||^2`` (``stabilizers.historical_averaging.weight``)."""
 from __future__ import annotations
 
 import torch
 from torch import Tensor
+
+from gan_bench.stabilizers.base import STABILIZERS, PenaltyContext, SetupContext, Stabilizer
 
 
 class HistoricalAverage:
@@ -61,20 +63,33 @@ class HistoricalAverage:
         self.count = count
 
 
-class HistoricalAveraging:
-    """A player's parameter penalty: ``weight * ||theta - running mean||^2`` (a scalar), folded in after each step."""
+@STABILIZERS.register("historical_averaging")
+class HistoricalAveraging(Stabilizer):
+    """A parameter penalty of both players: ``weight * ||theta - running mean||^2`` (a scalar each), the running means
+    folded in after each step and kept in the checkpoint; weight = 0: off."""
 
-    def __init__(self, params: list[Tensor], weight: float):
-        self.average, self.weight = HistoricalAverage(params), weight
+    PLAYERS = ("G", "D")
 
-    def __call__(self) -> Tensor:
-        return self.weight * self.average.penalty()
+    def __init__(self, weight: float = 0.0):
+        if weight < 0:
+            raise ValueError(f"weight={weight} is impossible: it must be >= 0 (0 = off)")
+        self.weight = weight
+        self.active = weight > 0
+        self.averages: dict[str, HistoricalAverage] = {}
 
-    def update(self) -> None:
-        self.average.update()
+    def setup(self, ctx: SetupContext) -> None:
+        self.averages = {p: HistoricalAverage(ctx.params[p]) for p in self.PLAYERS}
+
+    def penalty(self, ctx: PenaltyContext) -> Tensor:
+        return self.weight * self.averages[ctx.player].penalty()
+
+    def after_step(self) -> None:
+        for average in self.averages.values():
+            average.update()
 
     def state_dict(self) -> dict:
-        return self.average.state_dict()
+        return {p: a.state_dict() for p, a in self.averages.items()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.average.load_state_dict(state)
+        for p, a in self.averages.items():
+            a.load_state_dict(state[p])

@@ -11,18 +11,16 @@ normally (the unrolled copies are never written back).
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, Literal, Mapping
+from typing import Callable, Literal, Mapping
 
 import torch
 from torch import Tensor
 
 from gan_bench.registry import choice
-
-if TYPE_CHECKING:
-    from gan_bench.game import DOut, Forward, GANGame
+from gan_bench.stabilizers.base import STABILIZERS, DOut, GPhaseContext, SetupContext, Stabilizer
 
 UnrollMethod = Literal["sgd", "adam"]
-Method = choice("UnrollMethod", ("sgd", "adam"))  # the values of regularizer.unroll.method
+Method = choice("UnrollMethod", ("sgd", "adam"))  # the values of stabilizers.unrolled.method
 
 
 def unrolled_params(
@@ -107,24 +105,34 @@ def _safe_sqrt(v: Tensor) -> Tensor:
     return torch.where(positive, torch.where(positive, v, torch.ones_like(v)).sqrt(), torch.zeros_like(v))
 
 
-class Unrolled:
-    """The G phase's discriminator output after ``steps`` differentiable steps of D on the current batch
-    (``regularizer.unroll``). ``optimizer`` is D's base optimizer: the Adam form starts from its moments, read at
-    each use (so a resumed run unrolls from the restored state)."""
+@STABILIZERS.register("unrolled")
+class Unrolled(Stabilizer):
+    """The G-phase discriminator: the discriminators' output on the fakes after ``steps`` differentiable steps of D on
+    the current batch (steps = 0: off); ``lr`` = 0 unrolls with D's learning rate. The Adam form starts from the
+    moments of D's Adam optimizer, read at each use (so a resumed run unrolls from the restored state)."""
 
-    def __init__(self, steps: int, lr: float, method: str = "sgd", betas: tuple[float, float] = (0.5, 0.999)):
-        if steps < 1 or lr <= 0:
-            raise ValueError(f"unroll steps={steps} and lr={lr} are impossible: steps >= 1 and lr > 0")
-        self.steps, self.lr, self.method, self.betas = steps, lr, str(method), tuple(betas)
+    def __init__(self, steps: int = 0, lr: float = 0.0, method: Method = Method.sgd):
+        if steps < 0:
+            raise ValueError(f"steps={steps} is impossible: it must be >= 0 (0 = off)")
+        if lr < 0:
+            raise ValueError(f"lr={lr} is impossible: it must be >= 0 (0 = the discriminators' learning rate)")
+        self.steps, self.lr, self.method = int(steps), float(lr), str(method)
+        if self.method not in ("sgd", "adam"):
+            raise ValueError(f"method={self.method} is not supported: use one of sgd, adam")
+        self.active = self.steps > 0
+        self.betas: tuple[float, float] = (0.5, 0.999)
         self.optimizer: torch.optim.Optimizer | None = None
 
-    def __call__(self, game: "GANGame", f: "Forward", return_features: bool) -> "DOut":
-        from gan_bench.game import DOut
+    def setup(self, ctx: SetupContext) -> None:
+        self.lr = self.lr or ctx.d_lr
+        self.betas = tuple(ctx.d_betas)
+        self.optimizer = ctx.d_optimizer if isinstance(ctx.d_optimizer, torch.optim.Adam) else None
 
-        D, real = game.D, f.real.detach()
+    def g_discriminator(self, ctx: GPhaseContext) -> DOut:
+        D, real, fake = ctx.discriminators, ctx.real, ctx.fake
 
         def d_loss(p: dict[str, Tensor]) -> Tensor:
-            return game.loss.d(D.functional(p, real), D.functional(p, f.fake)).sum()
+            return ctx.loss.d(D.functional(p, real), D.functional(p, fake)).sum()
 
         d_params = D.param_dict()
         state = self.optimizer.state if self.optimizer is not None else None
@@ -133,4 +141,4 @@ class Unrolled:
             adam_state = {n: state[p] for n, p in d_params.items() if p in state}
         params = unrolled_params(d_loss, d_params, self.steps, self.lr, method=self.method, betas=self.betas,
                                  adam_state=adam_state)
-        return DOut.of(D.functional(params, f.fake, return_features=return_features))
+        return DOut.of(D.functional(params, fake, return_features=ctx.features))

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Salimans et al., "Improved Techniques for Training GANs" (NeurIPS 2016), Table 3 (Inception scores on CIFAR-10): the
 # unconditional columns gan-bench can run, "-L+HA" (no labels, with historical averaging: cifar_improved, target IS
-# 6.86 +- .06) and "-L" (no labels, no historical averaging: regularizer.historical_averaging=0, target 4.36 +- .04),
+# 6.86 +- .06) and "-L" (no labels, no historical averaging: stabilizers.historical_averaging.weight=0, target 4.36 +- .04),
 # plus the feature-matching model (cifar_improved_fm, no target), SEEDS seeds each, then `gan-bench report` on IS.
 # The Inception Score needs pytorch-fid's Inception weights file with its logit layer (README "Metrics").
 #
@@ -26,7 +26,7 @@ if [ "$JOBS" -gt 1 ]; then
     LAUNCHER=(hydra/launcher=joblib "hydra.launcher.n_jobs=${JOBS}")
 fi
 COMMON=("train.seed=${SEEDS}" "train.iterations=${ITERATIONS}" "dataset.root=${ROOT}")
-gan-bench train -m +experiment=cifar_improved regularizer.historical_averaging=1.0,0.0 "${COMMON[@]}" \
+gan-bench train -m +experiment=cifar_improved stabilizers.historical_averaging.weight=1.0,0.0 "${COMMON[@]}" \
     "hydra.sweep.dir=${OUT}/mbd" "${LAUNCHER[@]}" || echo "some jobs failed: see the report"
 gan-bench train -m +experiment=cifar_improved_fm "${COMMON[@]}" "hydra.sweep.dir=${OUT}/fm" "${LAUNCHER[@]}" \
     || echo "some jobs failed: see the report"

@@ -24,7 +24,7 @@ LAUNCHER=()
 if [ "$JOBS" -gt 1 ]; then
     LAUNCHER=(hydra/launcher=joblib "hydra.launcher.n_jobs=${JOBS}")
 fi
-gan-bench train -m +experiment=stackedmnist_unrolled regularizer.unroll.steps=0,1,5,10 \
+gan-bench train -m +experiment=stackedmnist_unrolled stabilizers.unrolled.steps=0,1,5,10 \
     model.discriminator.width=16,32 "train.seed=${SEEDS}" "train.iterations=${ITERATIONS}" \
     "hydra.sweep.dir=${OUT}" "${LAUNCHER[@]}" || echo "some jobs failed: see the report"
 gan-bench report "$OUT" --metric "$METRIC" --force
