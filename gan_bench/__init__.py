@@ -1,4 +1,7 @@
-"""gan-bench: a Hydra-driven experiment runner for GAN training-stabilisation research."""
+"""gan-bench: a Hydra-driven experiment runner for GAN training-stabilisation research.
+
+From Python: ``from gan_bench.api import compose_config, train, load_metrics`` (:mod:`gan_bench.api`).
+"""
 
 import os as _os
 
@@ -16,3 +19,4 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 _os.environ.setdefault("THP_MEM_ALLOC_ENABLE", "1")
 
 __version__ = "0.1.0"
+

@@ -29,8 +29,10 @@ _target_) is accepted. Everything else comes from the checkpoint."""
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gan-bench eval", description=DESCRIPTION, epilog=EXAMPLE,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    from gan_bench.commands import Parser
+
+    p = Parser(prog="gan-bench eval", description=DESCRIPTION, epilog=EXAMPLE,
+               formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("target", metavar="RUN_DIR|CHECKPOINT", help="a run folder or a checkpoint file")
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="eval.*, train.device or plugins overrides")
     p.add_argument("--out", metavar="FILE", help="write the record here instead (a new file, or an earlier record "
@@ -78,9 +80,6 @@ def _earlier_record(path: Path, run_dir: Path | None, digest: str) -> dict:
 def eval_main(args: list[str]) -> int:
     from gan_bench import runlock
 
-    if not args:
-        parser().print_usage()
-        return 2
     opts = parser().parse_intermixed_args(args)
     bad = [o for o in opts.overrides if "=" not in o or o.startswith(("resume", "hydra.", "-"))]
     if bad:
@@ -100,6 +99,7 @@ def _evaluate(sd: dict, opts: argparse.Namespace, record_path: Path, run_dir: Pa
     from gan_bench.config import check_config, metric_names
     from gan_bench.files import atomic_write_json, file_sha256
     from gan_bench.launch import stored_with_command
+    from gan_bench.metrics.registry import metric_keys
     from gan_bench.run import Run
     from gan_bench.train import build_evaluator, record_metrics
 
@@ -122,11 +122,13 @@ def _evaluate(sd: dict, opts: argparse.Namespace, record_path: Path, run_dir: Pa
         record = {"checkpoint": str(Path(sd["path"]).resolve()), "checkpoint_sha256": digest,
                   "iteration": run.iteration, "name": cfg.name, "config": sd["config"]}
     record.setdefault("eval", []).extend(results)
-    record.setdefault("protocol", {}).update(evaluator.protocol)
+    record.setdefault("protocol", evaluator.protocol)  # a run's own stays its training protocol; each entry has its own
     record.setdefault("unavailable", {}).update(evaluator.unavailable)
+    record.setdefault("metric_keys", {}).update(metric_keys(evaluator.metrics))  # directions, for gan-bench report
     atomic_write_json(record_path, record)
     for r in results:
         shown = ", ".join(f"{k}={v:.4f}" for k, v in r.items() if isinstance(v, float) and k != "wall_clock_s")
+        shown += f" (n_samples={cfg.eval.n_samples}, split={cfg.eval.split})"
         print(f"iteration {r['iteration']} {r['generator']}: {shown}")
     for m, why in evaluator.unavailable.items():
         print(f"{m}: unavailable — {why}")

@@ -165,6 +165,7 @@ class Launch:
 
     created: bool = False
     failures: list[tuple[str, str]] = field(default_factory=list)
+    checked: bool = False  # the command checked the run's config already: the run does not check it again
 
 
 def _value(args: list[str], key: str) -> str | None:
@@ -209,7 +210,7 @@ def distributed_command(args: list[str]) -> int:
     cfg = compose_config(args, return_hydra_config=True)
     distributed.setup(str(cfg.train.device))
     job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
-    run_dir, error, launch = None, None, Launch()
+    run_dir, error, launch = None, None, Launch(checked=True)
     if distributed.is_main():
         try:
             check_config(job)
@@ -245,7 +246,7 @@ def single_command(args: list[str]) -> int:
     job = OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"])
     check_config(job)
     _preload(job)
-    launch = Launch(created=not run_dir.exists())
+    launch = Launch(created=not run_dir.exists(), checked=True)
     runlock.acquire(run_dir, create=True)  # before anything is written; a folder in use is refused first
     try:
         _refuse_if_holds_run(run_dir)
@@ -327,7 +328,7 @@ def resume_command(resume: str, args: list[str]) -> int:
         check_config(cfg)
         if distributed.is_main():
             _log_to(run_dir / "train.log")
-        return _train_job(cfg, run_dir, state, Launch(), sweep=False)[0]
+        return _train_job(cfg, run_dir, state, Launch(checked=True), sweep=False)[0]
 
 
 def stored_with_command(stored: dict, tokens: list[str], may_change: Callable[[str], bool],
@@ -539,7 +540,7 @@ def _train_job(cfg: DictConfig, run_dir: Path, state: dict | None, launch: Launc
     from gan_bench.train import train
 
     try:
-        return 0, train(cfg, run_dir, state=state)  # its last line says where the results are
+        return 0, train(cfg, run_dir, state=state, checked=launch.checked)  # its last line says where the results are
     except guard.Interrupted as err:
         print(f"gan-bench: {err}", file=sys.stderr)
         return 128 + err.signum, None

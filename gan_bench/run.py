@@ -50,8 +50,9 @@ def player_settings(opt_cfg: Any, player: str) -> dict:
 class Run:
     """Everything a run holds; ``state_dict`` is the checkpoint."""
 
-    def __init__(self, cfg: DictConfig, run_dir: Path | None):
-        check_config(cfg)
+    def __init__(self, cfg: DictConfig, run_dir: Path | None, checked: bool = False):
+        if not checked:  # the command checked it before anything was written (once per launch)
+            check_config(cfg)
         self.cfg, self.run_dir = cfg, Path(run_dir) if run_dir is not None else None
         self.device = pick_device(cfg.train.device)
         if self.device.type == "cuda":

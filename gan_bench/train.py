@@ -20,9 +20,9 @@ from gan_bench.cost import count_flops, peak_memory_mb
 from gan_bench.data import load_dataset, mixture_centres
 from gan_bench.errors import ConfigError
 from gan_bench.files import WriteError, atomic_write_json, remove_stale_temporaries
-from gan_bench.report.hparams import log_run_hparams
+from gan_bench.loggers import build_loggers
 from gan_bench.run import Run
-from gan_bench.runlog import RunLogger, save_samples, scalars
+from gan_bench.runlog import RunLogger, flat_config, run_label, save_samples, scalars, swept_keys
 from gan_bench.status import write_status
 
 log = logging.getLogger("gan_bench")
@@ -51,7 +51,7 @@ def _real_reference(run: Run) -> torch.Tensor:
     return torch.cat(chunks)[: cfg.eval.n_samples]
 
 
-def build_evaluator(run: Run):
+def build_evaluator(run: Run, say: Any = print):
     cfg = run.cfg
     if not cfg.eval.metrics:
         return None
@@ -60,19 +60,54 @@ def build_evaluator(run: Run):
     centres = mixture_centres(cfg.dataset.name, cfg.dataset.scale) if run.data.kind == "points" else None
     cache = Path(cfg.eval.cache_dir).expanduser() if cfg.eval.cache_dir else Path.home() / ".cache" / "gan_bench"
     key = run.data.key if cfg.eval.split == "train" else run.data.key.replace("-train-", "-test-")
+    classifier = cfg.eval.classifier
+    if classifier is None and "fid_classifier" in cfg.eval.metrics and distributed.is_main():
+        from gan_bench.metrics.classifier_files import find_classifier
+
+        classifier = str(find_classifier(cfg.dataset, say))
+    classifier = distributed.broadcast(classifier)
     return Evaluator(list(cfg.eval.metrics), real=_real_reference(run), dataset_key=key, n_samples=cfg.eval.n_samples,
                      batch_size=cfg.eval.batch_size, device=run.device, cache_dir=cache, split=str(cfg.eval.split),
-                     inception_weights=cfg.eval.inception_weights, classifier_path=cfg.eval.classifier,
+                     inception_weights=cfg.eval.inception_weights, classifier_path=classifier,
                      classifier_layer=str(cfg.eval.classifier_layer), mode_centres=centres,
                      mode_std=cfg.dataset.get("std"), modes_min_count=cfg.eval.modes_min_count,
                      part=distributed.my_slice, gather=distributed.gather_rows)
 
 
+def update_best(best: dict[str, dict], values: dict[str, Any], *, iteration: int, wall_clock_s: float,
+                generator: str) -> set[str]:
+    """Record in ``best`` (``key -> {value, iteration, wall_clock_s, generator}``) each finite value of ``values``
+    that beats the best so far of its key, in the direction its metric declares in the registry (lower for FID,
+    higher for IS or a plug-in declared :data:`~gan_bench.metrics.registry.HIGHER`); keys declared not optimised
+    (a std) or unknown are not tracked. Returns the keys that improved."""
+    from gan_bench.metrics.registry import sign
+
+    improved = set()
+    for key, v in values.items():
+        better = sign(key)
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            continue
+        if better and math.isfinite(x) and (key not in best or better * (x - float(best[key]["value"])) > 0):
+            best[key] = {"value": v, "iteration": iteration, "wall_clock_s": wall_clock_s, "generator": generator}
+            improved.add(key)
+    return improved
+
+
 def record_metrics(run: Run, evaluator: Any, logger: RunLogger | None, save_best: bool = True) -> list[dict]:
-    """The configured metrics for the raw G and each averaged G; best FID tracked with its iteration and time."""
+    """The configured metrics for the raw G and each averaged G; the best value of every key with a direction
+    tracked with its iteration and time (:func:`update_best`); ``checkpoints/best.pt`` follows the best FID."""
     results, improved = [], False
+    scale = reference_values(run, evaluator, logger)
     for which in map(str, run.cfg.eval.generators):
         if which != "raw" and which not in run.averages:
+            continue
+        if which == "ema" and not ema_warmed_up(run):
+            if logger is not None:
+                logger.say(f"[gan-bench] eval it {run.iteration}  G ema skipped: the average still holds "
+                           f"{ema_initial_share(run):.0%} of the initial G (evaluated from iteration "
+                           f"{ema_ready_at(run)}, when that share is below {EMA_READY:.0%})")
             continue
         gen = torch.Generator(device=run.device).manual_seed(run.cfg.train.seed + 20_000)
 
@@ -80,24 +115,106 @@ def record_metrics(run: Run, evaluator: Any, logger: RunLogger | None, save_best
             z = torch.randn(n, run.cfg.model.z_dim, device=run.device, generator=_g)[distributed.my_slice(n)]
             return run.samples(_w, z)
 
-        values = evaluator(sample_fn)
-        entry = {"iteration": run.iteration, "wall_clock_s": run.elapsed, "generator": which, **values}
+        started = time.perf_counter()
+        values = _evaluate(evaluator, sample_fn, logger, f"eval G {which}")
+        took = time.perf_counter() - started
+        entry = {"iteration": run.iteration, "wall_clock_s": run.elapsed, "generator": which, **values,
+                 "protocol": evaluator.protocol}  # how each value was measured, with the value (report compares)
         results.append(entry)
         run.history.append(entry)
-        for k, v in values.items():
-            if v is not None and logger is not None:
-                logger.tb.add_scalar(f"eval_{which}/{k}", v, run.iteration)
-        for key in ("fid", "fid_classifier"):
-            v = values.get(key)
-            if v is not None and math.isfinite(v) and (key not in run.best or v < run.best[key]["value"]):
-                run.best[key] = {"value": v, "iteration": run.iteration, "wall_clock_s": run.elapsed,
-                                 "generator": which}
-                improved |= key == ("fid" if "fid" in values else "fid_classifier")
+        if logger is not None:
+            if which != "raw" and not any(e["generator"] == which for e in run.history[:-1]):
+                logger.text(f"eval_{which}/about", AVERAGED[which].format(a=run.cfg.optimizer.averaging), run.iteration)
+            logger.scalars({f"eval_{which}/{k}": v for k, v in values.items() if v is not None}, run.iteration)
+            shown = "  ".join(f"{k}={v:.4g}{_scale_text(scale.get(k))}" for k, v in values.items()
+                              if isinstance(v, (int, float)))
+            logger.say(f"[gan-bench] eval it {run.iteration}  G {which}  {shown}  ({took:.1f} s)")
+        better = update_best(run.best, values, iteration=run.iteration, wall_clock_s=run.elapsed, generator=which)
+        improved |= ("fid" if "fid" in values else "fid_classifier") in better
     if save_best and improved and distributed.is_main():  # once, after every generator's entry is in the history
         save_checkpoint(run.run_dir / "checkpoints" / "best.pt", run.state_dict())
     if logger is not None:
         logger.text("eval/protocol", str(evaluator.protocol), run.iteration)
     return results
+
+
+#: what ``eval_ema/...`` and ``eval_uniform/...`` measure, said once beside them (TensorBoard's text tab)
+AVERAGED = {"ema": "the averaged generator: an exponential moving average of G's parameters (decay {a.ema}, from "
+                   "iteration {a.start}), evaluated once the initial G's share of it is below 5 %",
+            "uniform": "the averaged generator: the uniform average of G's parameters since iteration {a.start}"}
+
+
+#: the EMA generator is evaluated once the initial G's share of the average, ema ** (iterations averaged), is
+#: below this: before that it is mostly the untrained G (0.999: from 3,000 iterations after averaging starts)
+EMA_READY = 0.05
+
+
+def ema_initial_share(run: Run) -> float:
+    a = run.cfg.optimizer.averaging
+    return float(a.ema) ** max(run.iteration - int(a.start), 0)
+
+
+def ema_ready_at(run: Run) -> int:
+    a = run.cfg.optimizer.averaging
+    return int(a.start) + math.ceil(math.log(EMA_READY) / math.log(float(a.ema)))
+
+
+def ema_warmed_up(run: Run) -> bool:
+    return ema_initial_share(run) < EMA_READY
+
+
+def _evaluate(evaluator: Any, sample_fn: Any, logger: RunLogger | None, what: str) -> dict:
+    """The evaluator on ``sample_fn``, with a bar of its own on a terminal (samples drawn and measured)."""
+    evaluator.on_batch = logger.phase(what, evaluator.settings.n_samples) if logger is not None else None
+    try:
+        return evaluator(sample_fn)
+    finally:
+        evaluator.on_batch = None
+
+
+def reference_values(run: Run, evaluator: Any, logger: RunLogger | None) -> dict[str, dict[str, float]]:
+    """``eval.reference_values``: each image metric's value for real training images and for uniform noise, at this
+    protocol (the same sample count, features and reference) — the scale a run's values sit on. Measured once per
+    protocol and kept in the statistics cache (``eval.cache_dir``)."""
+    if not run.cfg.eval.get("reference_values") or run.data.kind == "points":
+        return {}
+    if getattr(evaluator, "reference_values", None) is not None:
+        return evaluator.reference_values
+    import hashlib
+
+    from gan_bench.files import atomic_write_json
+
+    digest = hashlib.sha256(json.dumps(evaluator.protocol, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    cfg = run.cfg.eval
+    cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else Path.home() / ".cache" / "gan_bench"
+    path = cache / f"reference_values-{digest}.json"
+    try:
+        out = json.loads(path.read_text())
+    except (OSError, ValueError):
+        real = _real_reference(run)
+        gen = torch.Generator().manual_seed(0)  # its own stream: training's is left as it was
+
+        def real_fn(n: int) -> torch.Tensor:
+            idx = torch.randint(len(real), (n,), generator=gen)[distributed.my_slice(n)]
+            x = real[idx].to(run.device)
+            return x.float().div(127.5).sub(1.0) if x.dtype == torch.uint8 else x
+
+        def noise_fn(n: int) -> torch.Tensor:
+            shape = (len(range(n)[distributed.my_slice(n)]), *real.shape[1:])
+            return (torch.rand(shape, generator=gen) * 2 - 1).to(run.device)
+
+        real_values = _evaluate(evaluator, real_fn, logger, "scale: real images")
+        noise_values = _evaluate(evaluator, noise_fn, logger, "scale: noise")
+        out = {k: {"real": real_values[k], "noise": noise_values[k]} for k in real_values
+               if isinstance(real_values[k], (int, float)) and isinstance(noise_values.get(k), (int, float))}
+        if distributed.is_main():
+            atomic_write_json(path, out)
+    evaluator.reference_values = out
+    return out
+
+
+def _scale_text(scale: dict | None) -> str:
+    return f" (real data {scale['real']:.4g}, noise {scale['noise']:.4g})" if scale else ""
 
 
 # -- results ------------------------------------------------------------------------------------------------------
@@ -111,13 +228,22 @@ def _update_cost(run: Run) -> None:
 
 
 def write_metrics(run: Run, final: dict[str, float], evaluator: Any) -> dict:
+    """metrics.json; ``metric_keys`` records each result key's direction and label (the registry's, plug-ins
+    included), so that ``gan-bench report`` reads them without importing any plug-in."""
+    keys = {}
+    if evaluator is not None:
+        from gan_bench.metrics.registry import metric_keys
+
+        keys = metric_keys(getattr(evaluator, "metrics", ()))
     it_s = run.iteration / run.elapsed if run.elapsed > 0 else 0.0
     out = {
         "name": run.cfg.name, "iterations": run.iteration, "wall_clock_s": run.elapsed, "iterations_per_s": it_s,
         "grad_evals": run.grad_evals, "final": final, "cost": run.cost, "eval": run.history, "best": run.best,
+        "metric_keys": keys,
         "rollbacks": run.rollbacks, "data": {"skipped_files": list(getattr(run.data, "skipped", []))},
         "protocol": getattr(evaluator, "protocol", {}) if evaluator is not None else {},
         "unavailable": getattr(evaluator, "unavailable", {}) if evaluator is not None else {},
+        "reference_values": getattr(evaluator, "reference_values", None) or {},
         "config": plain(run.cfg),
     }
     atomic_write_json(run.run_dir / "metrics.json", out)
@@ -172,7 +298,7 @@ def _log_values(run: Run, info: dict) -> dict[str, float]:
     return values
 
 
-def _prepare(cfg: DictConfig, run_dir: Path, state: dict | None) -> Run:
+def _prepare(cfg: DictConfig, run_dir: Path, state: dict | None, checked: bool = False) -> Run:
     """The run, resumed from ``state`` or from its checkpoint when ``cfg.resume`` says so (bad checkpoints fail
     before anything is built). Temporary files that a killed write left behind are removed first."""
     ckpt = run_dir / "checkpoints" / "last.pt"
@@ -186,7 +312,7 @@ def _prepare(cfg: DictConfig, run_dir: Path, state: dict | None) -> Run:
     sd = state
     if sd is None and resume is not None:
         sd = load_checkpoint(run_dir if resume == "true" else Path(resume))
-    run = Run(cfg, run_dir)
+    run = Run(cfg, run_dir, checked=checked)
     if sd is not None:
         run.load_state_dict(sd)
         log.info("resumed from %s at iteration %d", sd["path"], run.iteration)
@@ -202,8 +328,11 @@ class Loop:
         self.ckpt = run_dir / "checkpoints" / "last.pt"
         self.ckpt_iteration: int | None = run.iteration if self.ckpt.exists() else None
         self.main = distributed.is_main()  # data-parallel: rank 0 alone writes
-        self.evaluator = build_evaluator(run)
-        self.logger = RunLogger(run_dir, t.iterations, run.iteration, str(t.progress), t.log_every, enabled=self.main)
+        loggers = build_loggers(run.cfg.get("logger"), run_dir, run_label(run_dir), run.iteration) if self.main else []
+        self.logger = RunLogger(run_dir, t.iterations, run.iteration, str(t.progress), t.log_every, enabled=self.main,
+                                loggers=loggers)
+        self.logger.config(flat_config(plain(run.cfg)), swept_keys(run_dir))
+        self.evaluator = build_evaluator(run, say=self.logger.say)
         self.real_points = run.data.x if run.data.kind == "points" else None
         self.last: dict[str, float] = {}
         self.initial = guard.snapshot(run) if t.on_nan == "rollback" and self.ckpt_iteration is None else None
@@ -229,6 +358,8 @@ class Loop:
                         self.interrupt(signals)
                     if _boundary(run) and self.check_health():
                         self.boundary(info)
+                    else:
+                        self.logger.tick(run.iteration)
             except (KeyboardInterrupt, guard.Interrupted):
                 raise
             except guard.Diverged:
@@ -244,8 +375,9 @@ class Loop:
         self.last = values or self.last
         self.logger.step(it, values)
         if _due(run, t.sample_every) and self.main:
-            save_samples(run.samples("raw", run.fixed_z), self.run_dir / "samples" / f"iter_{it:07d}.png",
-                         self.logger.tb, it, self.real_points)
+            png = save_samples(run.samples("raw", run.fixed_z), self.run_dir / "samples" / f"iter_{it:07d}.png",
+                               self.real_points, it)
+            self.logger.image("samples", png, it)
         if _eval_due(run, self.evaluator):
             record_metrics(run, self.evaluator, self.logger if self.main else None)
         if _due(run, t.checkpoint_every):
@@ -299,6 +431,8 @@ class Loop:
         if t.on_nan == "rollback":
             reason += f"; train.max_rollbacks={t.max_rollbacks} rollbacks used"
         self.status("diverged", reason)
+        self.logger.say(f"[gan-bench] diverged: {reason}", console=False)  # the console gets it from the command
+        self.logger.finish(self.record(), [], "diverged")
         self.logger.close()
         raise guard.Diverged(f"diverged: {reason}")
 
@@ -326,6 +460,8 @@ class Loop:
             self.checkpoint()
         reason = f"{name} at iteration {self.run.iteration}"
         self.status("interrupted", reason)
+        self.logger.say(f"[gan-bench] interrupted by {reason}", console=False)
+        self.logger.finish(self.record(), [], "interrupted")
         self.logger.close()
         hint = (f"checkpoint at iteration {self.ckpt_iteration}; continue with: gan-bench train resume={self.run_dir}"
                 if self.ckpt_iteration is not None else "no checkpoint had been written yet")
@@ -340,29 +476,52 @@ class Loop:
             self.status("failed", f"{type(err).__name__}: {first}")
         except WriteError:
             pass  # the disk is full: the status cannot be written either
-        self.logger.close()
+        try:
+            self.logger.say(f"[gan-bench] failed: {type(err).__name__}: {first}", console=False)
+            self.logger.finish(self.record(), [], "failed")
+        finally:
+            self.logger.close()
+
+    def record(self) -> dict:
+        """metrics.json's content as last written ({} before the first checkpoint)."""
+        path = self.run_dir / "metrics.json"
+        try:
+            return json.loads(path.read_text()) if self.main and path.is_file() else {}
+        except ValueError:
+            return {}
 
     def finish(self) -> dict:
         run = self.run
-        for k, v in run.cost.items():
-            if isinstance(v, (int, float)):
-                self.logger.tb.add_scalar(f"cost/{k}", v, run.iteration)
-        metrics = json.loads((self.run_dir / "metrics.json").read_text()) if self.main else None
+        self.logger.scalars({f"cost/{k}": v for k, v in run.cost.items() if isinstance(v, (int, float))},
+                            run.iteration)
+        metrics = self.record() if self.main else None
         if self.main:
-            log_run_hparams(self.logger.tb, self.run_dir, metrics, status="finished", step=run.iteration)
+            grids = sorted((self.run_dir / "samples").glob("*.png"))[-1:]
+            self.logger.finish(metrics, [self.run_dir / "metrics.json", *grids], "finished")
+            self.logger.say(done_line(metrics, self.run_dir))
         self.logger.close()
         self.status("finished")
         return distributed.broadcast(metrics)
 
 
-def train(cfg: DictConfig, run_dir: Path, state: dict | None = None) -> dict:
+def done_line(metrics: dict, run_dir: Path) -> str:
+    """The run's last console line: its length and speed, its best values, where its results are."""
+    scale = metrics.get("reference_values") or {}
+    best = "  ".join(f"best {k}={v['value']:.4g}{_scale_text(scale.get(k))} (it {v['iteration']}, G {v['generator']})"
+                     for k, v in (metrics.get("best") or {}).items() if isinstance(v, dict) and "value" in v)
+    return (f"[gan-bench] done: {metrics['iterations']} iterations in {metrics['wall_clock_s']:.1f} s "
+            f"({metrics['iterations_per_s']:.1f} it/s){'; ' + best if best else ''}; results in {run_dir} "
+            "(metrics.json, samples/, checkpoints/)")
+
+
+def train(cfg: DictConfig, run_dir: Path, state: dict | None = None, checked: bool = False) -> dict:
     """Train in ``run_dir`` (resuming from the checkpoint ``state`` when given) and return metrics.json's content.
     The process holds the folder's lock meanwhile (:mod:`gan_bench.runlock`; rank 0 under torchrun). A signal raises
     :class:`gan_bench.guard.Interrupted` after the checkpoint; a divergence that could not be rolled back raises
     :class:`gan_bench.guard.Diverged`; other failures are recorded in status.json and re-raised."""
     run_dir = Path(run_dir)
     with runlock.hold(run_dir, create=True) if distributed.is_main() else contextlib.nullcontext():
-        run = _prepare(cfg, run_dir, state)
+        run = _prepare(cfg, run_dir, state, checked)
         try:
             loop = Loop(run, run_dir)
         except Exception as err:

@@ -14,7 +14,7 @@ from importlib.metadata import version
 
 import pytest
 
-from conftest import REPO, cli
+from conftest import REPO, cli, cli_here
 
 RING = ["dataset=ring8", "model=mlp", "model.generator.width=8", "model.discriminator.width=8", "model.z_dim=2",
         "train.batch_size=16", "dataset.n_points=64", "train.progress=off", "train.measure_flops=false"]
@@ -193,3 +193,32 @@ def test_a_sweep_job_holding_another_config_is_one_line_and_the_sweep_goes_on(tm
     assert len(refusals) == 2 and all("loss" in ln for ln in refusals), r.stderr
     assert "2 job(s) of the sweep failed" in r.stderr
     assert (sweep / "0" / "metrics.json").read_bytes() == before
+
+
+def test_resume_accepts_the_training_command_repeated_and_refuses_a_real_change(tmp_path, capsys):
+    from gan_bench.api import compose_config, train
+
+    run = tmp_path / "run"
+    train(compose_config([*RING, "train.iterations=2", "train.seed=0"]), run)
+    r = cli_here(capsys, "train", *RING, "train.seed=0", "train.iterations=3", f"resume={run}")
+    assert r.returncode == 0, r.stderr
+    r = cli_here(capsys, "train", *RING, "train.seed=1", "train.iterations=4", f"resume={run}")
+    assert r.returncode == 2 and "cannot change train.seed when resuming" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_the_strict_check_runs_once_per_launch(tmp_path, capsys, monkeypatch):
+    import gan_bench.config as config
+    import gan_bench.run as run_module
+
+    calls = []
+    real = config.check_config
+
+    def counted(cfg):
+        calls.append(1)
+        return real(cfg)
+    monkeypatch.setattr(config, "check_config", counted)
+    monkeypatch.setattr(run_module, "check_config", counted)
+    r = cli_here(capsys, "train", *RING, "train.iterations=2", f"hydra.run.dir={tmp_path / 'run'}")
+    assert r.returncode == 0, r.stderr
+    assert len(calls) == 1

@@ -12,14 +12,39 @@ RING = ["dataset=ring8", "model=mlp", "model.generator.width=16", "model.discrim
 
 
 def test_modes_evaluated_during_training_for_each_generator(tmp_path):
+    # ema 0.1: the initial G's share of the average is 0.1^2 = 1 % at iteration 2, below 5 %: evaluated from there
     out = train(compose(["train.iterations=4", "eval.every=2", "eval.metrics=[modes]", "eval.n_samples=300",
-                         "eval.generators=[raw,ema,uniform]", *RING]), tmp_path)
+                         "eval.generators=[raw,ema,uniform]", "optimizer.averaging.ema=0.1", *RING]), tmp_path)
     entries = out["eval"]
     assert [(e["iteration"], e["generator"]) for e in entries] == [
         (2, "raw"), (2, "ema"), (2, "uniform"), (4, "raw"), (4, "ema"), (4, "uniform")]
     for e in entries:
         assert 0 <= e["modes_covered"] <= 8 and 0 <= e["high_quality"] <= 1
-    assert "modes" in out["protocol"]
+        assert e["protocol"]["modes"] == out["protocol"]["modes"]  # each value with how it was measured
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    tb = EventAccumulator(str(tmp_path)).Reload()
+    about = tb.Tensors("eval_ema/about/text_summary")[0].tensor_proto.string_val[0].decode()
+    assert about.startswith("the averaged generator: an exponential moving average") and "decay 0.1" in about
+    assert "eval_raw/about/text_summary" not in tb.Tags()["tensors"]
+
+
+def test_the_ema_generator_waits_for_its_warm_up(tmp_path):
+    """ema 0.5 from iteration 2: the initial G's share 0.5^(t-2) is below 5 % from t = 2 + 5 = 7 (0.5^5 = 3 %)."""
+    from gan_bench.train import ema_ready_at
+
+    cfg = compose(["train.iterations=8", "eval.every=2", "eval.metrics=[modes]", "eval.n_samples=100",
+                   "eval.generators=[raw,ema]", "optimizer.averaging.ema=0.5", "optimizer.averaging.start=2",
+                   "train.log_every=2", *RING])
+    out = train(cfg, tmp_path)
+    assert [(e["iteration"], e["generator"]) for e in out["eval"]] == [
+        (2, "raw"), (4, "raw"), (6, "raw"), (8, "raw"), (8, "ema")]
+    log = (tmp_path / "train.log").read_text()
+    assert log.count("G ema skipped: the average still holds") == 3 and "evaluated from iteration 7" in log
+
+    from types import SimpleNamespace
+
+    assert ema_ready_at(SimpleNamespace(iteration=0, cfg=cfg)) == 7
 
 
 def test_eval_command_appends_and_keeps_the_checkpoint(tmp_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.linalg
+import torch
 
 from gan_bench.metrics import fid_cli, frechet_distance, resolve_weights, save_statistics, weights_cli
 from gan_bench.metrics import inception as inception_module
@@ -110,3 +111,28 @@ def test_explicit_weights_path_must_exist_and_install_checks_hash(tmp_path, caps
     assert weights_cli(["--path", str(fake), "--hub-dir", str(tmp_path / "hub"), "--no-download"]) == 1
     assert "is not pt_inception-2015-12-05-6726825d.pth" in one_line_error(capsys)
     assert not (tmp_path / "hub" / "checkpoints" / FID_WEIGHTS_NAME).exists()
+
+
+def test_a_folder_shows_its_progress_on_stderr(tmp_path, capsys, monkeypatch) -> None:
+    """``gan-bench fid`` on a folder reports the images measured so far (stderr; a bar on a terminal): the count
+    reaches the folder's size; the network is replaced by a stand-in that only consumes the batches."""
+    from types import SimpleNamespace
+
+    from PIL import Image
+
+    import gan_bench.metrics.fid as fid_module
+
+    for i in range(10):
+        Image.fromarray(np.full((8, 8, 3), i * 20, dtype=np.uint8)).save(tmp_path / f"{i}.png")
+    seen = []
+
+    def consume(batches, net, device):
+        seen.extend(len(b) for b in batches)
+        return SimpleNamespace(numpy=lambda: (np.zeros(2), np.eye(2)), n=sum(seen))
+
+    monkeypatch.setattr(fid_module, "inception_moments", consume)
+    net = SimpleNamespace(weights=SimpleNamespace(protocol=dict))
+    mu, sigma, protocol = fid_module._path_statistics(str(tmp_path), lambda: net, 4, torch.device("cpu"))
+    assert seen == [4, 4, 2] and protocol["n"] == 10
+    lines = [ln for ln in capsys.readouterr().err.splitlines() if ln.startswith(f"features of {tmp_path}")]
+    assert lines[0] == f"features of {tmp_path}: 4/10 images" and lines[-1] == f"features of {tmp_path}: 10/10 images"

@@ -294,8 +294,13 @@ def test_hparams_written_and_read_back(sweep, tmp_path):
         overrides = dict(line[2:].split("=", 1) for line in
                          (sweep / job / ".hydra" / "overrides.yaml").read_text().splitlines())
         assert start.hparams[GROUP_KEY].string_value == overrides[GROUP_KEY]
-        assert start.hparams["train.seed"].number_value == m["config"]["train"]["seed"]
-        assert start.hparams["discriminators.count"].number_value == K
+        # integers as text: TensorBoard shows 2, not 2.0000
+        assert start.hparams["train.seed"].string_value == str(m["config"]["train"]["seed"])
+        assert start.hparams["discriminators.count"].string_value == str(K)
+        # the swept keys first and marked differs: the HParams tab shows the first five, those that differ first
+        infos = metadata.parse_experiment_plugin_data(content[metadata.EXPERIMENT_TAG]).hparam_infos
+        assert {i.name for i in infos[:2]} == {GROUP_KEY, "train.seed"} and all(i.differs for i in infos[:2])
+        assert not any(i.differs for i in infos[2:])
         assert written["hparams/best/modes_covered"] == best(m, "modes_covered")
         scalars = {tag: acc.Scalars(tag)[-1].value for tag in acc.Tags()["scalars"]}
         np.testing.assert_allclose(scalars["hparams/best/modes_covered"], best(m, "modes_covered"))

@@ -110,6 +110,7 @@ class Evaluator:
         self._extractors = self._load_extractors()
         self._references = self._prepare_references(real, dataset_key, Path(cache_dir))
         self.protocol: dict[str, dict[str, Any]] = {}
+        self.on_batch: Callable[[int], None] | None = None  # called with each batch's size: a progress bar
         self.unavailable: dict[str, str] = {}
         for m in self._metrics:
             extractor, reference = self._extractors[m.extractor], self._references.get(_source(m))
@@ -169,6 +170,8 @@ class Evaluator:
                 raise MetricsError(f"sample_fn({b}) returned {samples.shape[0]} samples, not {expected}")
             done += b
             yield samples.detach().to(self.settings.device)
+            if self.on_batch is not None:
+                self.on_batch(b)
 
     def _fake_sides(self, active: Sequence[Metric]) -> dict[Source, FakeFeatures]:
         """One accumulator per (extractor, output) the active metrics read, keeping what any of them asks for."""

@@ -7,7 +7,6 @@ rounding as a PNG would do, resize to 299 and ``2x - 1`` inside the network); st
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
@@ -23,7 +22,7 @@ from gan_bench.metrics.extractors.inception import InceptionExtractor
 from gan_bench.metrics.frechet import FrechetReference, frechet_distance, rank_deficiency_warning
 from gan_bench.metrics.inception import InceptionFeatures, load_inception, tf32, to_inception_input
 from gan_bench.metrics.reference import RealReference
-from gan_bench.metrics.registry import MOMENTS, FakeFeatures, Metric, Result, register_metric
+from gan_bench.metrics.registry import LOWER, MOMENTS, FakeFeatures, Metric, Result, register_metric
 from gan_bench.metrics.stats import StreamingMoments, load_statistics, save_statistics
 
 
@@ -87,13 +86,23 @@ def inception_moments(
 
 
 def folder_statistics(
-    folder: str | Path, net: InceptionFeatures, *, batch_size: int = 50, device: torch.device | str = "cpu"
+    folder: str | Path, net: InceptionFeatures, *, batch_size: int = 50, device: torch.device | str = "cpu",
+    progress: Callable[[int, int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
-    """``(mu, sigma, n_images)`` of the pool3 features of the images in ``folder``."""
+    """``(mu, sigma, n_images)`` of the pool3 features of the images in ``folder``; ``progress(done, total)`` is
+    called after each batch."""
     files = list_images(folder)
     if len(files) < 2:
         raise MetricsError(f"{folder} has {len(files)} image; a covariance needs at least 2")
-    moments = inception_moments(folder_batches(files, batch_size), net, device)
+
+    def batches():
+        done = 0
+        for batch in folder_batches(files, batch_size):
+            yield batch
+            done += len(batch)
+            if progress is not None:
+                progress(done, len(files))
+    moments = inception_moments(batches(), net, device)
     mu, sigma = moments.numpy()
     return mu, sigma, moments.n
 
@@ -141,6 +150,7 @@ class FID(FrechetMetric):
     """FID: the Fréchet distance of Inception pool3 features, all real rows against ``n_samples`` generated ones."""
 
     name, keys = "fid", ("fid",)
+    directions, labels = {"fid": LOWER}, {"fid": "FID"}
     extractor, output = InceptionExtractor, "pool3"
 
     def protocol(self, extractor: FeatureExtractor, real: RealReference | None) -> dict[str, Any]:
@@ -167,21 +177,31 @@ def _path_statistics(
     if p.is_file():
         return load_statistics(p)
     net = net_factory()
-    mu, sigma, n = folder_statistics(p, net, batch_size=batch_size, device=device)
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    # on stderr, so stdout holds the FID alone; a bar on a terminal, a few lines otherwise
+    console = Console(stderr=True)
+    with Progress(TextColumn(f"features of {p}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  console=console, disable=not console.is_terminal) as bar:
+        task = bar.add_task("features", total=None)
+        marks = set()
+
+        def progress(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+            quarter = 4 * done // total
+            if not console.is_terminal and quarter not in marks:
+                marks.add(quarter)
+                print(f"features of {p}: {done}/{total} images", file=sys.stderr, flush=True)
+        mu, sigma, n = folder_statistics(p, net, batch_size=batch_size, device=device, progress=progress)
     return mu, sigma, {"n": n, "source": str(p), **net.weights.protocol()}
 
 
 def fid_cli(argv: list[str]) -> int:
     """``gan-bench fid PATH1 PATH2``: FID between two image folders and/or ``.npz`` statistics files."""
-    parser = argparse.ArgumentParser(
-        prog="gan-bench fid",
-        description="FID between two image folders or .npz statistics files (keys mu, sigma: pytorch-fid's work).",
-    )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="PATH1 [PATH2]: image folder or .npz statistics")
-    parser.add_argument("--save-stats", metavar="OUT.npz", help="save the statistics of PATH1 to OUT.npz")
-    parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--device", default=None, help="cpu, cuda, cuda:0 (default: cuda when available)")
-    parser.add_argument("--inception-weights", default=None, help="FID Inception weights file (default: resolved)")
+    from gan_bench.commands import fid_parser
+
+    parser = fid_parser()
     args = parser.parse_args(argv)
     try:
         if len(args.paths) > 2 or (len(args.paths) == 1 and not args.save_stats):

@@ -6,6 +6,11 @@
 * :mod:`~gan_bench.report.figures` draws the figures, :mod:`~gan_bench.report.output` writes the report folder;
 * :mod:`~gan_bench.report.hparams` records a run's hyperparameters and metrics for TensorBoard's HParams tab.
 
+Only values measured under one protocol are compared: by default each run's values measured as its training
+measured them (``gan-bench eval RUN eval.n_samples=2000`` on a run trained with 10,000 does not enter its row), with
+``--protocol KEY=VALUE`` those whose protocol has KEY = VALUE; what is left out is listed under the table, and a cell
+whose runs were measured differently is marked ``≠``.
+
 The table is printed (or written to ``--output FILE``); unless ``--no-files`` (or ``--output`` without ``--out``),
 ``report.md``, ``report.csv``, ``report.tex``, ``runs.csv`` and the PNG figures are written to ``SWEEP/report/``
 (or ``--out DIR``), never over existing files unless ``--force``.
@@ -22,6 +27,7 @@ from gan_bench.report.tables import (
     DEFAULT_METRICS,
     FORMATS,
     JOB_RENDERERS,
+    NOTE_RENDERERS,
     RENDERERS,
     SUFFIX_FORMATS,
     Column,
@@ -30,6 +36,7 @@ from gan_bench.report.tables import (
     Stat,
     build_report,
     format_stat,
+    protocol_notes,
     rich_table,
 )
 
@@ -37,8 +44,18 @@ __all__ = ["Collection", "Column", "Job", "Report", "Row", "RunRecord", "Stat", 
            "find_runs", "format_stat", "load_run", "parse_overrides", "report_main"]
 
 
+REPORT_EXAMPLE = """examples:
+  gan-bench report multirun/2026-12-01/10-00-00                 table + figures into that sweep's report/
+  gan-bench report multirun/a multirun/b --by discriminators.count --out paper/
+  gan-bench report SWEEP --metrics fid,is --at last --output table.md --no-files
+  gan-bench report SWEEP --protocol n_fake=2000                 what `gan-bench eval RUN eval.n_samples=2000` added"""
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gan-bench report", description="Turn the runs of sweeps into a table (mean ± "
+    from gan_bench.commands import Parser
+
+    p = Parser(prog="gan-bench report", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=REPORT_EXAMPLE,
+               description="Turn the runs of sweeps into a table (mean ± "
                                 "sample std over seeds per group, plus cost columns), figures and a list of the jobs "
                                 "that did not finish; written to SWEEP/report/ as report.md/.csv/.tex and PNGs.")
     p.add_argument("paths", nargs="+", metavar="PATH",
@@ -53,6 +70,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--until", type=int, metavar="ITERATION", help="only the evaluations at or before ITERATION: "
                    "runs of different lengths compared at one budget (the cost columns and the aggregation "
                    "weights figure stay the whole runs')")
+    p.add_argument("--protocol", action="append", default=[], metavar="KEY=VALUE",
+                   help="compare the values whose protocol (metrics.json: each evaluation's 'protocol', per "
+                        "metric) has KEY = VALUE, e.g. n_fake=2000 or split=test, for every metric whose protocol has "
+                        "KEY (VALUE read as JSON where it parses); repeatable, all must hold (default: each run's "
+                        "values measured as its training measured them; what is left out is listed with the reason)")
     p.add_argument("--format", choices=FORMATS, help="default: table, or from the --output suffix (.md .tex .csv)")
     p.add_argument("--output", "-o", metavar="FILE", help="write the table to FILE (atomically) instead of the "
                    "terminal; no report folder then, unless --out is given too")
@@ -75,6 +97,20 @@ def _split(text: str | None) -> list[str] | None:
     if not items:
         raise GanBenchError(f"expected a comma-separated list, got {text!r}")
     return items
+
+
+def parse_protocol(items: list[str]) -> dict[str, str]:
+    """``--protocol KEY=VALUE`` options as ``{KEY: VALUE}``; an error for one without ``=`` or a KEY given twice."""
+    out: dict[str, str] = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise GanBenchError(f"--protocol {item!r}: expected KEY=VALUE, e.g. --protocol n_fake=2000")
+        if key in out:
+            raise GanBenchError(f"--protocol {key} given twice ({out[key]}, {value}); give each KEY once")
+        out[key] = value.strip()
+    return out
 
 
 def write_output(path: Path, text: str, force: bool) -> None:
@@ -105,8 +141,11 @@ def _report_folder(opts: argparse.Namespace) -> Path | None:
 
 
 def _show_table(report: Report, fmt: str, out: Path | None, force: bool) -> None:
-    """The table, and under it the jobs that did not finish (for CSV: on stderr), to ``out`` or the terminal."""
+    """The table, and under it the protocol notes and the jobs that did not finish (for CSV: on stderr), to ``out``
+    or the terminal."""
+    notes = NOTE_RENDERERS[fmt](report)
     jobs = JOB_RENDERERS[fmt](report)
+    jobs = notes + ("\n" if notes and jobs else "") + jobs
     table = RENDERERS[fmt](report)
     if fmt == "csv":
         print(jobs, end="", file=sys.stderr)
@@ -140,11 +179,13 @@ def _until(collection: Collection, until: int) -> None:
 
 def report_main(args: list[str]) -> int:
     """``gan-bench report PATH... [--metrics M,..] [--by KEY,..] [--generator G] [--at best|last] [--until IT]
-    [--format F] [--output FILE] [--out DIR] [--metric M] [--weights-run RUN_DIR] [--no-files] [--force]``; returns
+    [--protocol KEY=VALUE].. [--format F] [--output FILE] [--out DIR] [--metric M] [--weights-run RUN_DIR]
+    [--no-files] [--force]``; returns
     the exit code, raises GanBenchError for user errors (before anything is written)."""
     from gan_bench.report import output
 
     opts = _parser().parse_args(args)
+    protocol = parse_protocol(opts.protocol)
     out = Path(opts.output).expanduser() if opts.output else None
     fmt = opts.format or (SUFFIX_FORMATS.get(out.suffix.lower(), "table") if out else "table")
     collection = collect(opts.paths)
@@ -153,13 +194,15 @@ def report_main(args: list[str]) -> int:
     if opts.until is not None:
         _until(collection, opts.until)
     report = build_report(collection.runs, _split(opts.metrics), _split(opts.by), opts.generator, opts.at,
-                          collection.jobs)
+                          collection.jobs, protocol)
     if opts.until is not None:
         report.caption += f"; only evaluations up to iteration {opts.until} (cost columns: the whole runs)"
     folder = _report_folder(opts)
     plan = None
     if folder is not None:
         plan = output.Plan(folder, output.figure_metric(report, opts.metric))
+        if plan.metric and plan.metric not in {c.key for c in report.columns}:  # the figures' values left out too
+            report.notes += [n for n in protocol_notes(report, [plan.metric], opts.generator) if n not in report.notes]
         output.choose_weights(plan, collection, opts.weights_run)
         output.check_folder(folder, plan.names, opts.force)
     _show_table(report, fmt, out, opts.force)

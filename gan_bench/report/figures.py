@@ -14,13 +14,13 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 
 from gan_bench.errors import GanBenchError
 from gan_bench.report.collect import RunRecord, number
-from gan_bench.report.tables import LABELS, LOWER_IS_BETTER, Report, Row, direction, eval_value
+from gan_bench.report.tables import Report, Row, direction, eval_value, label
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 FIG_SIZE = (8.0, 5.0)  # inches
 DPI = 120  # -> 960 x 600 pixels
 PIXELS = (round(FIG_SIZE[0] * DPI), round(FIG_SIZE[1] * DPI))
-# fuller names than the table's column labels, for axis labels and titles
-NAMES = {**LABELS, "modes_covered": "modes covered", "high_quality": "high-quality samples",
+# fuller names than the table's column labels (the metrics' declared labels), for axis labels and titles
+NAMES = {"modes_covered": "modes covered", "high_quality": "high-quality samples",
          "modes_covered_stacked": "Stacked-MNIST modes covered (of 1,000)", "mode_kl_stacked": "Stacked-MNIST mode KL"}
 UNITS = {"modes_covered": "count", "high_quality": "fraction of samples", "precision": "fraction",
          "recall": "fraction", "modes_covered_stacked": "count", "mode_kl_stacked": "nats"}
@@ -68,17 +68,27 @@ def png_bytes(fig: Figure) -> bytes:
     return buf.getvalue()
 
 
-def metric_label(metric: str, with_direction: bool = True) -> str:
+Records = Iterable[Mapping[str, Any]]  # runs' metrics.json contents: where a key's direction and label are read
+
+
+def records_of(report: Report) -> list[dict[str, Any]]:
+    """The metrics.json contents of the report's finished runs (their ``metric_keys``: directions and labels)."""
+    return [r.metrics for row in report.rows for r in row.runs]
+
+
+def metric_label(metric: str, with_direction: bool = True, records: Records = ()) -> str:
     """``FID (lower is better)``, ``modes (count, higher is better)``."""
+    records = list(records)
     notes = [UNITS[metric]] if metric in UNITS else []
-    d = direction(metric)
+    d = direction(metric, records)
     if with_direction and d:
         notes.append("higher is better" if d > 0 else "lower is better")
-    return name(metric) + (f" ({', '.join(notes)})" if notes else "")
+    return name(metric, records) + (f" ({', '.join(notes)})" if notes else "")
 
 
-def name(metric: str) -> str:
-    return NAMES.get(metric, metric)
+def name(metric: str, records: Records = ()) -> str:
+    """The metric's full name for axes and titles: :data:`NAMES`, else its declared label."""
+    return NAMES.get(metric) or label(metric, records)
 
 
 def group_name(report: Report, row: Row) -> str:
@@ -110,13 +120,13 @@ def _legend(fig: Figure, ax: Axes, n_entries: int, title: str | None = None) -> 
                   title_fontsize="small")
 
 
-def _y_axis(ax: Axes, metric: str, values: Sequence[float]) -> None:
+def _y_axis(ax: Axes, metric: str, values: Sequence[float], records: Records = ()) -> None:
     """A log y axis for FID-like metrics spanning a decade or more (all positive); counts and fractions on a
     linear axis from 0 (whole-number ticks for counts)."""
     from matplotlib.ticker import MaxNLocator
 
     vals = np.asarray([v for v in values if np.isfinite(v)])
-    if metric in LOWER_IS_BETTER and vals.size and vals.min() > 0 and vals.max() / vals.min() >= 10:
+    if direction(metric, records) < 0 and vals.size and vals.min() > 0 and vals.max() / vals.min() >= 10:
         from matplotlib.ticker import LogLocator, NullFormatter, StrMethodFormatter
 
         ax.set_yscale("log")
@@ -164,19 +174,22 @@ def eval_series(metrics: dict[str, Any], metric: str, generator: str) -> list[tu
         it = float(e["iteration"])
         clock = number(e.get("wall_clock_s"))
         clock = math.nan if clock is None else clock
-        if it in points and generator == "best" and direction(metric) * (points[it][1] - value) > 0:
+        if it in points and generator == "best" and direction(metric, (metrics,)) * (points[it][1] - value) > 0:
             continue  # the one there is better
         points[it] = (clock, value)
     return [(it, clock, value) for it, (clock, value) in sorted(points.items())]
 
 
-def best_so_far(series: list[tuple[float, float, float]], metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """Wall-clock times and the best value reached by then (evaluations without a time left out)."""
+def best_so_far(series: list[tuple[float, float, float]], metric: str, better: int | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Wall-clock times and the best value reached by then (evaluations without a time left out); ``better``: +1
+    / -1 when higher / lower is better (default: the registry's direction of ``metric``)."""
     pts = sorted((t, v) for _, t, v in series if np.isfinite(t))
     if not pts:
         return np.empty(0), np.empty(0)
     t, v = np.array(pts).T
-    best = np.maximum.accumulate(v) if direction(metric) > 0 else np.minimum.accumulate(v)
+    better = direction(metric) if better is None else better
+    best = np.maximum.accumulate(v) if better > 0 else np.minimum.accumulate(v)
     return t, best
 
 
@@ -193,8 +206,9 @@ def wall_clock_bands(report: Report, metric: str, generator: str) -> list[Band]:
     """Per group, the best-so-far value on the union of its runs' evaluation times, from the time every run has
     been evaluated once; a run that finished earlier keeps its best."""
     bands = []
+    better = direction(metric, records_of(report))
     for i, (row, color) in enumerate(zip(report.rows, _colors(len(report.rows)))):
-        curves = [best_so_far(eval_series(r.metrics, metric, generator), metric) for r in row.runs]
+        curves = [best_so_far(eval_series(r.metrics, metric, generator), metric, better) for r in row.runs]
         curves = [c for c in curves if c[0].size]
         if not curves:
             continue
@@ -217,10 +231,11 @@ def figure_wall_clock(report: Report, metric: str, generator: str) -> bytes | No
     for band in bands:
         _band(ax, band, step=len(band.x) > 1)
     ax.set_xlabel("training wall-clock time (s, evaluation excluded)")
-    ax.set_ylabel(f"best-so-far {metric_label(metric)}")
-    ax.set_title(f"Best-so-far {name(metric)} against training time\n"
+    records = records_of(report)
+    ax.set_ylabel(f"best-so-far {metric_label(metric, records=records)}")
+    ax.set_title(f"Best-so-far {name(metric, records)} against training time\n"
                  f"mean ± std over the runs of each group ({_generator_text(generator)})", fontsize=11)
-    _y_axis(ax, metric, np.concatenate([b.mean + np.nan_to_num(b.std) for b in bands]))
+    _y_axis(ax, metric, np.concatenate([b.mean + np.nan_to_num(b.std) for b in bands]), records)
     _legend(fig, ax, len(bands), legend_title(report))
     return png_bytes(fig)
 
@@ -254,10 +269,12 @@ def figure_iterations(report: Report, metric: str, generator: str) -> bytes | No
         _band(ax, band, step=False)
     ax.set_xlabel("iteration (generator updates)")
     ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.set_ylabel(metric_label(metric))
-    ax.set_title(f"{name(metric)[:1].upper()}{name(metric)[1:]} during training\n"
+    records = records_of(report)
+    title = name(metric, records)
+    ax.set_ylabel(metric_label(metric, records=records))
+    ax.set_title(f"{title[:1].upper()}{title[1:]} during training\n"
                  f"mean ± std over the runs of each group ({_generator_text(generator)})", fontsize=11)
-    _y_axis(ax, metric, np.concatenate([b.mean + np.nan_to_num(b.std) for b in bands]))
+    _y_axis(ax, metric, np.concatenate([b.mean + np.nan_to_num(b.std) for b in bands]), records)
     _legend(fig, ax, len(bands), legend_title(report))
     return png_bytes(fig)
 
@@ -277,8 +294,10 @@ def _bar_ticks(ax: Axes, report: Report) -> None:
 def figure_bars(report: Report, metric: str, generator: str, at: str) -> bytes | None:
     """Each group's per-run best (``at="best"``) or last ``metric`` as a bar: mean, error bar = sample std,
     ``n`` above (None: no data)."""
-    per_row = [[v for v in (eval_value(r.metrics, metric, generator, at) for r in row.runs) if v is not None]
-               for row in report.rows]
+    records = records_of(report)
+    better = direction(metric, records)
+    per_row = [[v for v in (eval_value(r.metrics, metric, generator, at, better) for r in row.runs)
+                if v is not None] for row in report.rows]
     if not any(per_row):
         return None
     means = np.array([np.mean(v) if v else np.nan for v in per_row])
@@ -303,8 +322,8 @@ def figure_bars(report: Report, metric: str, generator: str, at: str) -> bytes |
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     _bar_ticks(ax, report)
     which = "Best" if at == "best" else "Last"
-    ax.set_ylabel(f"{which.lower()} {metric_label(metric)}")
-    ax.set_title(f"{which} {name(metric)} per group\nbar: mean over runs, error bar: sample std, "
+    ax.set_ylabel(f"{which.lower()} {metric_label(metric, records=records)}")
+    ax.set_title(f"{which} {name(metric, records)} per group\nbar: mean over runs, error bar: sample std, "
                  f"n: runs ({_generator_text(generator)})", fontsize=11)
     return png_bytes(fig)
 

@@ -17,7 +17,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from gan_bench.report.collect import RunRecord, number, read_overrides
+from gan_bench.report.collect import RunRecord, number, read_overrides, select_protocol
 from gan_bench.report.tables import config_value, direction, eval_value, evaluated_metrics, option_name
 
 METRIC_PREFIX = "hparams/"
@@ -71,11 +71,12 @@ def run_hparams(config: Mapping[str, Any], overrides: Sequence[str], main_keys: 
 
 def run_metrics(metrics: Mapping[str, Any]) -> dict[str, float]:
     """A run's results from its metrics.json: ``best/M`` (best evaluation, any generator) and ``final/M`` (last
-    evaluation, its best generator) per evaluation metric, the final losses and the time figures."""
-    record = dict(metrics)
+    evaluation, its best generator) per evaluation metric, measured as the run's training measured it (values that
+    ``gan-bench eval`` appended another way left out), the final losses and the time figures."""
+    record = select_protocol([RunRecord(Path("."), {}, dict(metrics))])[0][0].metrics
     out: dict[str, float | None] = {}
     for metric in sorted(evaluated_metrics([RunRecord(Path("."), {}, record)])):
-        if direction(metric):
+        if direction(metric, (record,)):
             out[f"best/{metric}"] = eval_value(record, metric, "best", "best")
             out[f"final/{metric}"] = eval_value(record, metric, "best", "last")
         else:
@@ -99,20 +100,26 @@ def _summary(tag: str, **plugin_data: Any) -> Any:
     return Summary(value=[value])
 
 
-def hparams_summaries(hparams: Mapping[str, Scalar], metric_tags: Sequence[str], status: str) -> list[Any]:
-    """The experiment, session-start and session-end summaries of the HParams plugin."""
+def hparams_summaries(hparams: Mapping[str, Scalar], metric_tags: Sequence[str], status: str,
+                      differs: Sequence[str] = ()) -> list[Any]:
+    """The experiment, session-start and session-end summaries of the HParams plugin. ``differs``: the keys the
+    sweep varies, listed first and marked ``differs`` — TensorBoard's HParams tab shows the first five hparams of the
+    experiment, those that differ first. Integers are recorded as text, so the tab shows ``4``, not ``4.0000``."""
     from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
     start = plugin_data_pb2.SessionStartInfo()
     infos = []
-    for key, value in hparams.items():
+    for key in sorted(hparams, key=lambda k: k not in differs):  # stable: the swept keys first, in their order
+        value = hparams[key]
         if isinstance(value, bool):
             start.hparams[key].bool_value, kind = value, "DATA_TYPE_BOOL"
-        elif isinstance(value, (int, float)):
+        elif isinstance(value, int):
+            start.hparams[key].string_value, kind = str(value), "DATA_TYPE_STRING"
+        elif isinstance(value, float):
             start.hparams[key].number_value, kind = float(value), "DATA_TYPE_FLOAT64"
         else:
             start.hparams[key].string_value, kind = str(value), "DATA_TYPE_STRING"
-        infos.append(api_pb2.HParamInfo(name=key, type=api_pb2.DataType.Value(kind)))
+        infos.append(api_pb2.HParamInfo(name=key, type=api_pb2.DataType.Value(kind), differs=key in differs))
     experiment = api_pb2.Experiment(hparam_infos=infos,
                                     metric_infos=[api_pb2.MetricInfo(name=api_pb2.MetricName(tag=t))
                                                   for t in metric_tags])
@@ -123,7 +130,7 @@ def hparams_summaries(hparams: Mapping[str, Scalar], metric_tags: Sequence[str],
 
 
 def log_hparams(writer_or_log_dir: Any, hparams: Mapping[str, Any], metrics: Mapping[str, Any], *,
-                status: str = "finished", step: int | None = None) -> dict[str, float]:
+                status: str = "finished", step: int | None = None, differs: Sequence[str] = ()) -> dict[str, float]:
     """Record a run's ``hparams`` and ``metrics`` for TensorBoard's HParams tab, in the run's own event files.
 
     ``writer_or_log_dir``: the run's ``torch.utils.tensorboard.SummaryWriter`` (left open, flushed) or its folder
@@ -139,7 +146,7 @@ def log_hparams(writer_or_log_dir: Any, hparams: Mapping[str, Any], metrics: Map
     writer = SummaryWriter(log_dir=str(writer_or_log_dir)) if own else writer_or_log_dir
     try:
         file_writer = writer._get_file_writer()  # what SummaryWriter.add_hparams uses too
-        for summary in hparams_summaries(values, list(scalars), status):
+        for summary in hparams_summaries(values, list(scalars), status, differs):
             file_writer.add_summary(summary, step)
         for tag, value in scalars.items():
             writer.add_scalar(tag, value, step)
@@ -162,4 +169,25 @@ def log_run_hparams(writer_or_log_dir: Any, run_dir: str | Path, metrics: Mappin
     hparams = run_hparams(config, read_overrides(run_dir) or [])
     if step is None and isinstance(metrics.get("iterations"), int):
         step = metrics["iterations"]
-    return log_hparams(writer_or_log_dir, hparams, run_metrics(metrics), status=status, step=step)
+    return log_hparams(writer_or_log_dir, hparams, run_metrics(metrics), status=status, step=step,
+                       differs=swept_in_sweep(run_dir))
+
+
+def swept_in_sweep(run_dir: Path) -> list[str]:
+    """The keys a sweep varies (several values among its jobs, e.g. ``train.seed``), read from the sweep folder's
+    ``multirun.yaml`` above a job's folder; [] for a single run."""
+    from gan_bench.errors import GanBenchError
+    from gan_bench.report.collect import read_multirun
+
+    if not (run_dir.parent / "multirun.yaml").is_file():
+        return []
+    try:
+        found = read_multirun(run_dir.parent)
+    except GanBenchError:
+        return []
+    values: dict[str, set[str]] = {}
+    for job in (found[0] if found else []):
+        for line in job:
+            key, _, value = line.partition("=")
+            values.setdefault(key.lstrip("+~"), set()).add(value)
+    return [k for k, v in values.items() if len(v) > 1 and not k.startswith("hydra.")]

@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from gan_bench.errors import GanBenchError
-from gan_bench.report.collect import Collection, load_metrics, number
+from gan_bench.report.collect import Collection, load_metrics, number, result_keys
 from gan_bench.report.tables import (
     DEFAULT_METRICS,
     Report,
@@ -24,6 +24,8 @@ from gan_bench.report.tables import (
     render_jobs_markdown,
     render_latex,
     render_markdown,
+    render_notes_latex,
+    render_notes_markdown,
 )
 
 TABLE_FILES = ("report.md", "report.csv", "report.tex", "runs.csv")
@@ -68,13 +70,13 @@ def figure_metric(report: Report, requested: str | None) -> str | None:
     """The metric of the figures: ``requested`` (an error if no finished run has a value of it, or its better
     direction is unknown), else the first of the default metrics that some run has a value of."""
     present = {k for row in report.rows for r in row.runs for e in r.metrics.get("eval", [])
-               for k, v in e.items() if k not in ("iteration", "wall_clock_s", "generator") and number(v) is not None}
+               for k in result_keys(e) if number(e[k]) is not None}
     if requested is None:
         return next((m for m in DEFAULT_METRICS if m in present), None)
     if requested not in present:
         raise GanBenchError(f"--metric {requested}: no finished run has a value of it "
                             f"(they have: {', '.join(sorted(present)) or 'no evaluation metric'})")
-    if direction(requested) == 0:
+    if direction(requested, [r.metrics for row in report.rows for r in row.runs]) == 0:
         raise GanBenchError(f"--metric {requested}: unknown whether higher or lower is better, so no best-so-far; "
                             f"choose one of {', '.join(m for m in DEFAULT_METRICS if m in present)}")
     return requested
@@ -136,7 +138,7 @@ def render_figures(report: Report, plan: Plan, generator: str, at: str) -> dict[
     out: dict[str, tuple[bytes, str]] = {}
     files = figure_files(plan.metric)
     if plan.metric:
-        label = fg.name(plan.metric)
+        label = fg.name(plan.metric, fg.records_of(report))
         makers = {
             "wall_clock": (lambda: fg.figure_wall_clock(report, plan.metric, generator),
                            f"Best-so-far {label} against training wall-clock seconds; line: mean over the runs of "
@@ -165,10 +167,14 @@ def render_figures(report: Report, plan: Plan, generator: str, at: str) -> dict[
 
 def render_markdown_report(report: Report, figures: dict[str, tuple[bytes, str]], notes: Sequence[str],
                            command: Sequence[str], summary: str) -> str:
-    """report.md: the command, the table with its caption, the jobs not in the statistics, the figures."""
+    """report.md: the command, the table with its caption, the values left out and the cells measured under
+    different protocols, the jobs not in the statistics, the figures."""
     lines = ["# gan-bench report", "", f"`{shlex.join(['gan-bench', 'report', *command])}`", "",
              f"{summary[:1].upper()}{summary[1:]}.", "", render_markdown(report).rstrip(), "",
              f"*{report.caption}.*", ""]
+    protocols = render_notes_markdown(report)
+    if protocols:
+        lines += [protocols.rstrip(), ""]
     jobs = render_jobs_markdown(report)
     if jobs:
         lines += [jobs.rstrip(), ""]
@@ -186,7 +192,8 @@ def render_files(report: Report, plan: Plan, collection: Collection, generator: 
     figures = render_figures(report, plan, generator, at)
     md = render_markdown_report(report, figures, plan.notes, command, collection.summary())
     files = {"report.md": md, "report.csv": render_csv(report),
-             "report.tex": render_latex(report) + render_jobs_latex(report), "runs.csv": render_jobs_csv(report)}
+             "report.tex": render_latex(report) + render_notes_latex(report) + render_jobs_latex(report),
+             "runs.csv": render_jobs_csv(report)}
     out = {name: text.encode() for name, text in files.items()}
     out.update({name: png for name, (png, _) in figures.items()})
     return out
