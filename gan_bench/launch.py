@@ -326,9 +326,8 @@ def resume_command(resume: str, args: list[str]) -> int:
         cfg.resume = "true"
         distributed.setup(str(cfg.train.device))
         check_config(cfg)
-        if distributed.is_main():
-            _log_to(run_dir / "train.log")
-        return _train_job(cfg, run_dir, state, Launch(checked=True), sweep=False)[0]
+        with _log_to(run_dir / "train.log") if distributed.is_main() else contextlib.nullcontext():
+            return _train_job(cfg, run_dir, state, Launch(checked=True), sweep=False)[0]
 
 
 def stored_with_command(stored: dict, tokens: list[str], may_change: Callable[[str], bool],
@@ -372,16 +371,26 @@ def _resume_dir(resume: str, args: list[str]) -> Path:
     return path.parent.parent if path.is_file() else path  # a checkpoint file: RUN/checkpoints/last.pt
 
 
-def _log_to(path: Path) -> None:
-    """Hydra's log format, to the console and appended to the run's log (a resume does not go through Hydra)."""
+@contextlib.contextmanager
+def _log_to(path: Path):
+    """Hydra's log format, to the console and appended to the run's log, while a resume runs (it does not go
+    through Hydra); the handlers are removed afterwards (a process that goes on, e.g. a notebook, keeps no stream)."""
     import logging
 
     fmt = logging.Formatter("[%(asctime)s][%(name)s][%(levelname)s] - %(message)s")
     root = logging.getLogger()
+    level, handlers = root.level, [logging.StreamHandler(sys.stdout), logging.FileHandler(path, mode="a")]
     root.setLevel(logging.INFO)
-    for handler in (logging.StreamHandler(sys.stdout), logging.FileHandler(path, mode="a")):
+    for handler in handlers:
         handler.setFormatter(fmt)
         root.addHandler(handler)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            root.removeHandler(handler)
+            handler.close()
+        root.setLevel(level)
 
 
 def _hydra(args: list[str], launch: Launch) -> int:
