@@ -5,6 +5,7 @@ completion protocol), in-process elsewhere.
 """
 from __future__ import annotations
 
+import logging
 import os
 import shlex
 import stat
@@ -219,6 +220,13 @@ def test_the_strict_check_runs_once_per_launch(tmp_path, capsys, monkeypatch):
         return real(cfg)
     monkeypatch.setattr(config, "check_config", counted)
     monkeypatch.setattr(run_module, "check_config", counted)
-    r = cli_here(capsys, "train", *RING, "train.iterations=2", f"hydra.run.dir={tmp_path / 'run'}")
+    root = logging.getLogger()
+    before = list(root.handlers)
+    try:
+        r = cli_here(capsys, "train", *RING, "train.iterations=2", f"hydra.run.dir={tmp_path / 'run'}")
+    finally:  # Hydra's job logging put handlers on this process's root logger, on capsys's stream: take them off
+        for handler in [h for h in root.handlers if h not in before]:
+            root.removeHandler(handler)
+            handler.close()
     assert r.returncode == 0, r.stderr
     assert len(calls) == 1
