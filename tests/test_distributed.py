@@ -37,6 +37,11 @@ def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
                           capture_output=True, text=True, timeout=300)
 
 
+def _why(r: subprocess.CompletedProcess) -> str:
+    """A failed torchrun's story: its first lines (a rank's own error) and its last (the agent's summary)."""
+    return r.stderr if len(r.stderr) < 6000 else f"{r.stderr[:3000]}\n[...]\n{_why(r)}"
+
+
 def _close(a: dict, b: dict, atol: float = 1e-5) -> None:
     for part in ("G", "D"):
         assert a[part].keys() == b[part].keys()
@@ -51,9 +56,9 @@ def _close(a: dict, b: dict, atol: float = 1e-5) -> None:
 def test_two_ranks_train_what_one_process_trains(tmp_path, case):
     args = [*POINTS, "train.iterations=6", *case]
     r = torchrun(*args, f"hydra.run.dir={tmp_path / 'two'}")
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, _why(r)
     r = cli("train", *args, f"hydra.run.dir={tmp_path / 'one'}")
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, _why(r)
     two, one = _weights(tmp_path / "two"), _weights(tmp_path / "one")
     assert two["it"] == one["it"] == 6
     _close(two, one)
@@ -69,11 +74,11 @@ def test_a_two_rank_run_resumes_and_rank_0_alone_writes(tmp_path):
             "eval.batch_size=64", "eval.every=4", "eval.generators=[raw]"]
     run = tmp_path / "two"
     r = torchrun(*args, "train.iterations=4", f"hydra.run.dir={run}")
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, _why(r)
     r = torchrun(f"resume={run}", "train.iterations=8")
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, _why(r)
     r = cli("train", *args, "train.iterations=8", f"hydra.run.dir={tmp_path / 'one'}")
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, _why(r)
     _close(_weights(run), _weights(tmp_path / "one"))
     cost = json.loads((run / "metrics.json").read_text())["cost"]
     assert cost["world_size"] == 2 and cost["devices"] == ["cpu", "cpu"]
