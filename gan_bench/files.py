@@ -107,3 +107,11 @@ def remove_stale_temporaries(folder: str | Path) -> list[Path]:
     for p in stale:
         p.unlink(missing_ok=True)
     return stale
+
+
+def cache_dir(configured: str | None = None) -> Path:
+    """gan-bench's cache (real statistics, reference values, classifiers trained on demand): ``configured``
+    (``eval.cache_dir``) when given, else ``$XDG_CACHE_HOME/gan_bench``, else ``~/.cache/gan_bench``."""
+    if configured:
+        return Path(configured).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gan_bench"

@@ -19,7 +19,7 @@ from gan_bench.config import plain
 from gan_bench.cost import count_flops, peak_memory_mb
 from gan_bench.data import load_dataset, mixture_centres
 from gan_bench.errors import ConfigError
-from gan_bench.files import WriteError, atomic_write_json, remove_stale_temporaries
+from gan_bench.files import WriteError, atomic_write_json, cache_dir, remove_stale_temporaries
 from gan_bench.loggers import build_loggers
 from gan_bench.run import Run
 from gan_bench.runlog import RunLogger, flat_config, run_label, save_samples, scalars, swept_keys
@@ -58,7 +58,7 @@ def build_evaluator(run: Run, say: Any = print):
     from gan_bench.metrics import Evaluator
 
     centres = mixture_centres(cfg.dataset.name, cfg.dataset.scale) if run.data.kind == "points" else None
-    cache = Path(cfg.eval.cache_dir).expanduser() if cfg.eval.cache_dir else Path.home() / ".cache" / "gan_bench"
+    cache = cache_dir(cfg.eval.cache_dir)
     key = run.data.key if cfg.eval.split == "train" else run.data.key.replace("-train-", "-test-")
     classifier = cfg.eval.classifier
     if classifier is None and "fid_classifier" in cfg.eval.metrics and distributed.is_main():
@@ -182,12 +182,8 @@ def reference_values(run: Run, evaluator: Any, logger: RunLogger | None) -> dict
         return evaluator.reference_values
     import hashlib
 
-    from gan_bench.files import atomic_write_json
-
     digest = hashlib.sha256(json.dumps(evaluator.protocol, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    cfg = run.cfg.eval
-    cache = Path(cfg.cache_dir).expanduser() if cfg.cache_dir else Path.home() / ".cache" / "gan_bench"
-    path = cache / f"reference_values-{digest}.json"
+    path = cache_dir(run.cfg.eval.cache_dir) / f"reference_values-{digest}.json"
     try:
         out = json.loads(path.read_text())
     except (OSError, ValueError):

@@ -21,11 +21,10 @@ TRAINED_ON_DEMAND = ("digits",)
 
 
 def cached_classifier_path(dataset: str, resolution: int, arch: str) -> Path:
-    """Where a classifier trained on demand is kept: gan-bench's cache (``$XDG_CACHE_HOME/gan_bench``)."""
-    import os
+    """Where a classifier trained on demand is kept: gan-bench's cache (:func:`gan_bench.files.cache_dir`)."""
+    from gan_bench.files import cache_dir
 
-    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gan_bench" / "classifiers"
-    return cache / Path(default_classifier_path(dataset, resolution, arch)).name
+    return cache_dir() / "classifiers" / Path(default_classifier_path(dataset, resolution, arch)).name
 
 
 def find_classifier(d, say=print) -> Path:
