@@ -55,6 +55,13 @@ def _teardown() -> None:
     """Leave the process group before the interpreter exits (gloo's threads otherwise may abort the process at exit:
     "terminate called without an active exception")."""
     if dist.is_initialized():
+        if dist.get_backend() == "gloo":  # leave together: a rank whose peer already tore its pairs down may abort
+            try:
+                from datetime import timedelta
+
+                dist.monitored_barrier(timeout=timedelta(seconds=60))
+            except Exception:  # a peer that failed or left first: nothing left to wait for
+                pass
         dist.destroy_process_group()
 
 
