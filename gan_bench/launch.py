@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import Any, Callable
 
 from omegaconf import DictConfig, OmegaConf
 
-from gan_bench import runlock
+from gan_bench import job_names, runlock  # job_names: ${gan_bench.job_dir:}, also in a launcher's workers
 from gan_bench.errors import CheckpointError, ConfigError, GanBenchError
 
 #: files and folders that mark a folder as holding a run (or a launch's record)
@@ -38,6 +39,14 @@ def conf_dir() -> str:
     return "pkg://gan_bench.conf"
 
 
+def quoted(value: Any) -> str:
+    """``value`` as a quoted value of a Hydra override: a folder whose name holds ``=``, ``,``, spaces or brackets
+    (a sweep job's ``0_aggregation=hv,train.seed=1``) passes as one string. Hydra's grammar: a quote is escaped
+    with a backslash, and so are the backslashes before a quote or at the end."""
+    text = re.sub(r"(\\*)'", lambda m: m.group(1) * 2 + "\\'", str(value))
+    return "'" + re.sub(r"(\\+)$", lambda m: m.group(1) * 2, text) + "'"
+
+
 def with_user_conf(args: list[str]) -> list[str]:
     """``args`` plus ``hydra.searchpath=[file://CWD/conf]`` when the working folder has a ``conf/`` of its own (your
     own options, e.g. ``conf/model/discriminator/my_d.yaml``), unless a search path is given already. gan-bench's own
@@ -47,7 +56,7 @@ def with_user_conf(args: list[str]) -> list[str]:
         return list(args)
     if any(a.lstrip("+").startswith("hydra.searchpath=") for a in args):
         return list(args)
-    return [*args, f"hydra.searchpath=[file://{user.resolve()}]"]
+    return [*args, f"hydra.searchpath=[{quoted(f'file://{user.resolve()}')}]"]
 
 
 # -- composing ----------------------------------------------------------------------------------------------------
@@ -114,11 +123,14 @@ def _chain(err: BaseException) -> list[BaseException]:
 def composition_message(err: BaseException) -> str:
     """Hydra's and OmegaConf's multi-line composition errors as one line naming the key, read from the exceptions'
     own fields (OmegaConf's ``full_key`` and ``object_type``, Hydra's ``MissingConfigException.options``)."""
-    from hydra.errors import MissingConfigException
+    from hydra.errors import MissingConfigException, OverrideParseException
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
     chain = _chain(err)
     for e in chain:
+        if isinstance(e, OverrideParseException):
+            return (f"cannot read the override {e.override}: {str(e.message).splitlines()[0]} (a value holding "
+                    """=, a comma, spaces or brackets needs quotes: 'KEY="VALUE"')""")
         full_key = getattr(e, "full_key", None)
         if isinstance(e, (ConfigAttributeError, ConfigKeyError)) and full_key:
             return _unknown_key_message(str(full_key), getattr(e, "object_type", None))
@@ -231,7 +243,7 @@ def distributed_command(args: list[str]) -> int:
         return 2
     if distributed.is_main():
         try:
-            return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={run_dir}"], launch)
+            return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={quoted(run_dir)}"], launch)
         finally:
             runlock.release(Path(run_dir))
     check_config(job)
@@ -254,16 +266,18 @@ def single_command(args: list[str]) -> int:
         runlock.release(run_dir, discard=True)
         raise
     try:
-        return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={run_dir}"], launch)
+        return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={quoted(run_dir)}"], launch)
     finally:
         runlock.release(run_dir)
 
 
 def _refuse_if_holds_run(run_dir: Path) -> None:
+    from gan_bench.status import resume_command
+
     found = holds_run(run_dir)
     if found:
-        raise ConfigError(f"{run_dir} already holds a run ({', '.join(found)}); continue it with gan-bench train "
-                          f"resume={run_dir}, or choose another hydra.run.dir — nothing was written")
+        raise ConfigError(f"{run_dir} already holds a run ({', '.join(found)}); continue it with "
+                          f"{resume_command(run_dir)}, or choose another hydra.run.dir — nothing was written")
 
 
 def _preload(cfg: DictConfig) -> None:
@@ -283,7 +297,8 @@ def sweep_command(args: list[str]) -> int:
     sweep_dir = Path(str(compose_config(hydra_only, return_hydra_config=True).hydra.sweep.dir)).expanduser()
     record = [] if _value(args, "hydra.output_subdir") is not None else [  # see JOB_RECORD_ENV
         "hydra.output_subdir=null", f"++hydra.job.env_set.{JOB_RECORD_ENV}=.hydra"]
-    code = _hydra([*_without(args, "hydra.sweep.dir"), f"hydra.sweep.dir={sweep_dir}", *record], launch)
+    code = _hydra([*_without(args, "hydra.sweep.dir"), f"hydra.sweep.dir={quoted(sweep_dir)}", *record, *_shared(args)],
+                  launch)
     failures = dict(launch.failures)
     failures.update(_failed_jobs(sweep_dir))
     if failures:
@@ -292,6 +307,20 @@ def sweep_command(args: list[str]) -> int:
             print(f"  {run_dir}: {why}", file=sys.stderr)
         return 1
     return code
+
+
+def _shared(args: list[str]) -> list[str]:
+    """Hydra's ``override_dirname.exclude_keys``: the keys every job of the sweep shares, so that the job folders
+    (and ``${hydra.job.override_dirname}``) name only what differs (:mod:`gan_bench.job_names`); yours if given."""
+    if _value(args, job_names.EXCLUDE_KEY) is not None:
+        return []
+    from hydra.errors import OverrideParseException
+
+    try:
+        keys = job_names.shared_keys(args)
+    except OverrideParseException:  # a malformed override: Hydra reports it when it parses the command line
+        return []
+    return [f"{job_names.EXCLUDE_KEY}=[{','.join(repr(k) for k in keys)}]"] if keys else []
 
 
 def _failed_jobs(sweep_dir: Path) -> dict[str, str]:
@@ -554,8 +583,10 @@ def _train_job(cfg: DictConfig, run_dir: Path, state: dict | None, launch: Launc
         print(f"gan-bench: {err}", file=sys.stderr)
         return 128 + err.signum, None
     except KeyboardInterrupt:
+        from gan_bench.status import resume_command
+
         print("gan-bench: stopped by a second Ctrl-C in the middle of a step; continue from the last checkpoint "
-              f"with: gan-bench train resume={run_dir}", file=sys.stderr)
+              f"with: {resume_command(run_dir)}", file=sys.stderr)
         return 130, None
     except Exception as err:  # bad input (GanBenchError), divergence, or a bug: one line; a bug's traceback in a sweep
         if not isinstance(err, GanBenchError) and not sweep:

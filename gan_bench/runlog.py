@@ -200,10 +200,24 @@ def swept_keys(run_dir: Path) -> list[str]:
 
 
 def run_label(run_dir: Path) -> str:
-    """A readable name of the run for loggers that list runs (W&B, MLflow): its overrides (``aggregation=hv,
-    train.seed=1``), else its folder's name."""
-    label = ",".join(_overrides(run_dir))
-    return label[:200] if label else run_dir.name
+    """A readable name of the run for loggers that list runs (W&B, MLflow): the overrides that set it apart, as its
+    folder in a sweep names them without the job number (``aggregation=hv,train.seed=1``; :mod:`gan_bench.job_names`),
+    a single run's overrides, else its folder's name."""
+    import yaml
+    from hydra.errors import OverrideParseException
+
+    from gan_bench.job_names import job_label, recorded_shared_keys
+
+    try:
+        record = yaml.safe_load((run_dir / ".hydra" / "hydra.yaml").read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        record = None
+    try:
+        label = job_label(_overrides(run_dir), recorded_shared_keys(record.get("hydra") if isinstance(record, dict)
+                                                                    else None))
+    except OverrideParseException:
+        label = ""
+    return label or run_dir.name
 
 
 def _duration(seconds: float) -> str:

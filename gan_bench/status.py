@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import os
+import shlex
 import socket
 from pathlib import Path
 
@@ -19,7 +20,9 @@ FILE = "status.json"
 
 
 def resume_command(run_dir: Path) -> str:
-    return f"gan-bench train resume={run_dir}"
+    """The command that continues the run, ready to paste into a shell (a folder holding brackets or spaces is
+    quoted; a sweep job's ``=`` and ``,`` need no quotes there, and ``resume=`` reads the rest of its word as is)."""
+    return f"gan-bench train resume={shlex.quote(str(run_dir))}"
 
 
 def write_status(run_dir: Path, state: str, *, iteration: int, iterations: int, reason: str | None = None,

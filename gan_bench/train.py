@@ -23,7 +23,7 @@ from gan_bench.files import WriteError, atomic_write_json, cache_dir, remove_sta
 from gan_bench.loggers import build_loggers
 from gan_bench.run import Run
 from gan_bench.runlog import RunLogger, flat_config, run_label, save_samples, scalars, swept_keys
-from gan_bench.status import write_status
+from gan_bench.status import resume_command, write_status
 
 log = logging.getLogger("gan_bench")
 
@@ -459,7 +459,7 @@ class Loop:
         self.logger.say(f"[gan-bench] interrupted by {reason}", console=False)
         self.logger.finish(self.record(), [], "interrupted")
         self.logger.close()
-        hint = (f"checkpoint at iteration {self.ckpt_iteration}; continue with: gan-bench train resume={self.run_dir}"
+        hint = (f"checkpoint at iteration {self.ckpt_iteration}; continue with: {resume_command(self.run_dir)}"
                 if self.ckpt_iteration is not None else "no checkpoint had been written yet")
         signals.pass_on(signum)
         raise guard.Interrupted(signum, f"interrupted by {reason}; {hint}")

@@ -135,7 +135,8 @@ def help_text(user_conf: Path | None = None) -> str:
         "usage: gan-bench train [GROUP=OPTION ...] [KEY=VALUE ...] [+experiment=NAME] [-m] [HYDRA FLAGS]",
         "",
         "Train a GAN (a Hydra app): one run into outputs/DATE/TIME/, or with -m a sweep of every combination into",
-        "multirun/DATE/TIME/N/ (TensorBoard logs, samples, checkpoints, metrics.json, status.json per run).",
+        "multirun/DATE/TIME/N_KEY=VALUE,.../ named by the values that differ (TensorBoard logs, samples, checkpoints,",
+        "metrics.json, status.json per run).",
         "",
         "== Config groups (GROUP=OPTION; * = default) ==",
     ]

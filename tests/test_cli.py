@@ -186,14 +186,14 @@ def test_a_sweep_job_holding_another_config_is_one_line_and_the_sweep_goes_on(tm
     sweep = tmp_path / "sweep"
     first = cli("train", "-m", "train.iterations=2", *RING, "train.seed=1,2", f"hydra.sweep.dir={sweep}")
     assert first.returncode == 0, first.stderr[-2000:]
-    before = (sweep / "0" / "metrics.json").read_bytes()
+    before = (sweep / "0_train.seed=1" / "metrics.json").read_bytes()  # the shared keys (loss too) name no folder
     r = cli("train", "-m", "train.iterations=2", *RING, "train.seed=1,2", "loss=hinge", f"hydra.sweep.dir={sweep}")
     assert r.returncode == 1, r.stderr[-2000:]
     assert "Traceback" not in r.stderr and "Error executing job" not in r.stderr, r.stderr
     refusals = [ln for ln in r.stderr.splitlines() if ln.startswith("gan-bench: error:")]
     assert len(refusals) == 2 and all("loss" in ln for ln in refusals), r.stderr
     assert "2 job(s) of the sweep failed" in r.stderr
-    assert (sweep / "0" / "metrics.json").read_bytes() == before
+    assert (sweep / "0_train.seed=1" / "metrics.json").read_bytes() == before
 
 
 def test_resume_accepts_the_training_command_repeated_and_refuses_a_real_change(tmp_path, capsys):

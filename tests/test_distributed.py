@@ -39,7 +39,7 @@ def torchrun(*args: str, nproc: int = 2) -> subprocess.CompletedProcess:
 
 def _why(r: subprocess.CompletedProcess) -> str:
     """A failed torchrun's story: its first lines (a rank's own error) and its last (the agent's summary)."""
-    return r.stderr if len(r.stderr) < 6000 else f"{r.stderr[:3000]}\n[...]\n{_why(r)}"
+    return r.stderr if len(r.stderr) < 6000 else f"{r.stderr[:3000]}\n[...]\n{r.stderr[-3000:]}"
 
 
 def _close(a: dict, b: dict, atol: float = 1e-5) -> None:

@@ -172,11 +172,12 @@ def test_a_failing_job_does_not_stop_the_sweep_and_the_report_lists_it(tmp_path)
             "train.iterations=3", *RING, f"hydra.sweep.dir={sweep}")
     assert r.returncode == 1, r.stderr[-2000:]
     assert "1 job(s) of the sweep failed" in r.stderr
-    assert f"{sweep}/0: failed: aggregation.delta=0.5 is impossible: hypervolume needs delta > 1" in r.stderr
-    for job in ("1", "2"):
+    assert f"{sweep}/0_aggregation.delta=0.5: failed: aggregation.delta=0.5 is impossible: hypervolume needs " \
+        "delta > 1" in r.stderr
+    for job in ("1_aggregation.delta=1.5", "2_aggregation.delta=2.0"):
         assert json.loads((sweep / job / "metrics.json").read_text())["iterations"] == 3
         assert _status(sweep / job)["state"] == "finished"
-    assert _status(sweep / "0")["state"] == "failed"
+    assert _status(sweep / "0_aggregation.delta=0.5")["state"] == "failed"
     r = cli("report", str(sweep), "--no-files")
     assert r.returncode == 0, r.stderr
     assert "failed" in r.stdout + r.stderr and "aggregation.delta=0.5 is impossible" in r.stdout + r.stderr

@@ -30,10 +30,11 @@ def test_joblib_runs_jobs_in_parallel_a_failing_one_does_not_stop_the_others(tmp
     r = cli("train", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "aggregation.delta=0.5,1.5,2.0",
             *SWEEP, f"hydra.sweep.dir={sweep}")
     assert r.returncode == 1, r.stderr[-3000:]
-    assert "1 job(s) of the sweep failed" in r.stderr and f"{sweep}/0: failed: aggregation.delta=0.5 is impossible" \
+    jobs = [sweep / f"{i}_aggregation.delta={d}" for i, d in enumerate(("0.5", "1.5", "2.0"))]  # named in the workers
+    assert "1 job(s) of the sweep failed" in r.stderr and f"{jobs[0]}: failed: aggregation.delta=0.5 is impossible" \
         in r.stderr, r.stderr[-3000:]
-    assert _finished(sweep / "1") and _finished(sweep / "2") and _status(sweep / "0")["state"] == "failed"
-    pids = {_status(sweep / j)["pid"] for j in ("0", "1", "2")}
+    assert _finished(jobs[1]) and _finished(jobs[2]) and _status(jobs[0])["state"] == "failed"
+    pids = {_status(job)["pid"] for job in jobs}
     assert len(pids) >= 2  # the jobs ran in worker processes, not in the launching one
     r = cli("report", str(sweep), "--no-files")
     assert r.returncode == 0 and "aggregation.delta" in r.stdout and "failed" in r.stdout + r.stderr
@@ -44,7 +45,7 @@ def test_submitit_local_runs_each_job_as_its_own_process_and_report_tables_them(
     r = cli("train", "-m", "hydra/launcher=submitit_local", "aggregation.delta=1.5,2.0", *SWEEP,
             f"hydra.sweep.dir={sweep}")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert _finished(sweep / "0") and _finished(sweep / "1")
+    assert _finished(sweep / "0_aggregation.delta=1.5") and _finished(sweep / "1_aggregation.delta=2.0")
     assert list((sweep / ".submitit").rglob("*_result.pkl"))  # submitit's own record of each job
     r = cli("report", str(sweep), "--no-files", "--format", "csv")
     assert r.returncode == 0 and r.stdout.count("\n") >= 3, r.stdout + r.stderr
@@ -77,21 +78,23 @@ def test_a_preempted_job_continues_when_the_same_command_is_launched_again(tmp_p
 
 
 def test_a_relaunch_never_continues_a_different_run(tmp_path):
-    """Relaunched, a job whose folder holds a different run is refused and one whose run finished is not run again;
-    neither touches what is there."""
+    """Relaunched with one swept value changed, that job gets a folder of its own (named by its value) and the job
+    whose run finished is not run again; neither touches what is there. (A folder holding a run of another config —
+    a shared key changed — is refused: test_cli's test_a_sweep_job_holding_another_config_is_one_line...)"""
     sweep = tmp_path / "sweep"
     r = cli("train", "-m", "aggregation.delta=1.5,2.0", *SWEEP, f"hydra.sweep.dir={sweep}")
     assert r.returncode == 0, r.stderr[-2000:]
-    before = {j: (sweep / j / "checkpoints" / "last.pt").read_bytes() for j in ("0", "1")}
-    metrics = (sweep / "1" / "metrics.json").read_bytes()
+    first = ["0_aggregation.delta=1.5", "1_aggregation.delta=2.0"]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == first
+    before = {j: (sweep / j / "checkpoints" / "last.pt").read_bytes() for j in first}
+    metrics = (sweep / first[1] / "metrics.json").read_bytes()
     r = cli("train", "-m", "aggregation.delta=2.5,2.0", *SWEEP, f"hydra.sweep.dir={sweep}")
-    assert r.returncode == 1
-    assert "holds a different run (aggregation.delta differs from this job's config); nothing was overwritten" \
-        in r.stderr
-    assert f"{sweep / '1'} already finished: not run again" in r.stdout
-    assert {j: (sweep / j / "checkpoints" / "last.pt").read_bytes() for j in ("0", "1")} == before
-    assert (sweep / "1" / "metrics.json").read_bytes() == metrics
-    assert _status(sweep / "0")["state"] == _status(sweep / "1")["state"] == "finished"  # records left alone
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert f"{sweep / first[1]} already finished: not run again" in r.stdout
+    assert _finished(sweep / "0_aggregation.delta=2.5")
+    assert {j: (sweep / j / "checkpoints" / "last.pt").read_bytes() for j in first} == before
+    assert (sweep / first[1] / "metrics.json").read_bytes() == metrics
+    assert _status(sweep / first[0])["state"] == _status(sweep / first[1])["state"] == "finished"  # records left alone
 
 
 def _job_logs(sweep: Path) -> str:
@@ -106,12 +109,13 @@ def test_optuna_searches_against_the_objective_the_runs_return(tmp_path):
             "hydra.sweeper.sampler.seed=1", "aggregation.delta=interval(1.1,3.0)", "train.objective=high_quality",
             "eval.metrics=[modes]", "eval.n_samples=256", "eval.generators=[raw]", *SWEEP, f"hydra.sweep.dir={sweep}")
     assert r.returncode == 0, r.stderr[-3000:]
-    jobs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name.isdigit())
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
     assert len(jobs) == 4
     quality = {}  # each trial's delta -> the best fraction of high-quality samples over its evaluations
-    for job in jobs:
+    for i, job in enumerate(jobs):
         m = json.loads((job / "metrics.json").read_text())
         quality[m["config"]["aggregation"]["delta"]] = max(e["high_quality"] for e in m["eval"])
+        assert job.name == f"{i}_aggregation.delta={m['config']['aggregation']['delta']}"  # the sampled value
     assert len(quality) == 4 and all(1.1 <= d <= 3.0 for d in quality)
     result = (sweep / "optimization_results.yaml").read_text()
     assert f"best_value: {max(quality.values())}" in result

@@ -106,6 +106,28 @@ def test_all_four_loggers_at_once_written_and_read_back(tmp_path):
     assert record["iterations"] == 6
 
 
+def test_a_sweeps_runs_are_named_by_the_overrides_that_differ(tmp_path):
+    """TensorBoard names a sweep's runs after their folders: the job number and the swept values, not the keys every
+    job shares; MLflow's runs get the same label (no number), and so do W&B's (the same run_label)."""
+    pytest.importorskip("mlflow")
+    sweep, store = tmp_path / "sweep", f"sqlite:///{tmp_path / 'mlruns.db'}"
+    r = cli("train", "-m", *RING, "train.iterations=2", "eval.metrics=[]", "train.seed=1,2", "aggregation=avg,hv",
+            "logger=[tensorboard,mlflow]", f"logger.mlflow.tracking_uri={store}", f"hydra.sweep.dir={sweep}",
+            cwd=tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    labels = ["train.seed=1,aggregation=avg", "train.seed=1,aggregation=hv", "train.seed=2,aggregation=avg",
+              "train.seed=2,aggregation=hv"]
+    from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
+
+    runs = EventMultiplexer().AddRunsFromDirectory(str(sweep)).Runs()
+    assert sorted(runs) == [f"{i}_{label}" for i, label in enumerate(labels)]
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=store)
+    found = client.search_runs([client.get_experiment_by_name("gan-bench").experiment_id])
+    assert sorted(run.info.run_name for run in found) == labels
+
+
 def test_a_logger_whose_package_is_missing_is_one_line(tmp_path, monkeypatch):
     import importlib.util
 

@@ -23,6 +23,9 @@ from gan_bench.report.collect import expand_sweep
 
 # -- the training overrides of the sweep, all in one place (rename config keys here) ----------------------------------
 SWEPT = ["aggregation=avg,hv", "train.seed=1,2"]  # 2 x 2 jobs: 0 avg/1, 1 avg/2, 2 hv/1, 3 hv/2
+#: the jobs' folders: the job number and the overrides that differ between jobs (TRAIN's shared keys name none)
+JOBS = ["0_aggregation=avg,train.seed=1", "1_aggregation=avg,train.seed=2", "2_aggregation=hv,train.seed=1",
+        "3_aggregation=hv,train.seed=2"]
 K = 2
 # a ring of radius 0.5 with std 0.1: after 8 iterations the runs' modes and quality are not all 0 and vary over time
 TRAIN = ["dataset=ring8", "dataset.scale=0.5", "dataset.std=0.1", "model=mlp", f"discriminators.count={K}",
@@ -52,7 +55,7 @@ def copy(sweep, tmp_path) -> Path:
     return Path(shutil.copytree(sweep, tmp_path / "sweep", ignore=shutil.ignore_patterns("report")))
 
 
-def runs_by_group(sweep: Path, jobs=("0", "1", "2", "3")) -> dict[str, list[dict]]:
+def runs_by_group(sweep: Path, jobs=tuple(JOBS)) -> dict[str, list[dict]]:
     """The metrics.json of the given jobs, by their value of the swept key (from their own overrides.yaml)."""
     out: dict[str, list[dict]] = {}
     for job in jobs:
@@ -124,7 +127,7 @@ def test_report_folder_tables_match_the_runs_and_figures_are_pngs(sweep, capsys)
     assert [r["state"] for r in read_csv(out / "runs.csv")] == ["finished"] * 4
     # the weights figure shows a run whose weights vary: HV's, not AVG's constant 1/K
     weights_run = next(line for line in md.splitlines() if "aggregation weights of run" in line)
-    hv_jobs = [j for j in "0123" if "aggregation=hv" in (sweep / j / ".hydra" / "overrides.yaml").read_text()]
+    hv_jobs = [j for j in JOBS if "aggregation=hv" in (sweep / j / ".hydra" / "overrides.yaml").read_text()]
     assert f"`{sweep / hv_jobs[0]}`" in weights_run
 
 
@@ -147,7 +150,7 @@ def test_until_compares_the_runs_at_one_budget(sweep, tmp_path, capsys):
     out = tmp_path / "r"
     assert report_main([str(sweep), "--until", "4", "--out", str(out), "--metric", METRIC]) == 0
     assert "only evaluations up to iteration 4" in (out / "report.md").read_text()
-    assert json.loads((sweep / "0" / "metrics.json").read_text())["eval"][-1]["iteration"] == 8  # files untouched
+    assert json.loads((sweep / JOBS[0] / "metrics.json").read_text())["eval"][-1]["iteration"] == 8  # files untouched
 
 
 def test_existing_report_needs_force(sweep, tmp_path, capsys):
@@ -166,7 +169,7 @@ def test_existing_report_needs_force(sweep, tmp_path, capsys):
 
 
 def test_explicit_weights_run_and_metric(sweep, tmp_path):
-    run = sweep / "0"
+    run = sweep / JOBS[0]
     out = tmp_path / "r"
     assert report_main([str(sweep), "--out", str(out), "--weights-run", str(run), "--metric", "high_quality",
                         "--at", "last"]) == 0
@@ -182,7 +185,7 @@ def test_explicit_weights_run_and_metric(sweep, tmp_path):
     (["--metric", "fid"], "--metric fid: no finished run has a value of it"),
     (["--metric", "is_std"], "--metric is_std: no finished run has a value of it"),
     (["--weights-run", "NOWHERE"], "is not a folder"),
-    (["--weights-run", "SWEEP/0/.hydra"], "holds no TensorBoard event file"),
+    (["--weights-run", f"SWEEP/{JOBS[0]}/.hydra"], "holds no TensorBoard event file"),
     (["--until", "-1"], "--until -1: an iteration is 0 or more"),
     (["--until", "3"], "--until 3: no finished run has an evaluation at or before iteration 3 (the first is at "
                        "iteration 4)"),
@@ -203,15 +206,25 @@ def test_unreadable_multirun_yaml(copy, capsys):
     assert len(err) == 1 and f"cannot read {copy / 'multirun.yaml'}" in err[0]
 
 
+def test_a_job_folder_is_named_by_what_differs_and_resumes_by_its_path(copy):
+    """The real sweep's folders are JOBS (its shared TRAIN keys name none); the path, ``=`` and ``,`` and all, is
+    what ``resume=`` takes, as a user pastes it."""
+    assert sorted(p.name for p in copy.iterdir() if p.is_dir()) == JOBS
+    r = cli("train", f"resume={copy / JOBS[2]}", "train.iterations=10")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert json.loads((copy / JOBS[2] / "metrics.json").read_text())["iterations"] == 10
+    assert f"results in {copy / JOBS[2]}" in r.stdout
+
+
 # -- job statuses ---------------------------------------------------------------------------------------------------
 def test_failed_diverged_and_missing_jobs_are_listed(copy, capsys):
-    write_status(copy / "0", "failed", 3, "RuntimeError: CUDA out of memory")
-    write_status(copy / "1", "diverged", 5, "non-finite generator loss")
-    shutil.rmtree(copy / "3")
+    write_status(copy / JOBS[0], "failed", 3, "RuntimeError: CUDA out of memory")
+    write_status(copy / JOBS[1], "diverged", 5, "non-finite generator loss")
+    shutil.rmtree(copy / JOBS[3])
     assert report_main([str(copy), "--format", "csv"]) == 0
     captured = capsys.readouterr()
     rows = list(csv.DictReader(io.StringIO(captured.out)))
-    groups = runs_by_group(copy, jobs=("2",))
+    groups = runs_by_group(copy, jobs=(JOBS[2],))
     (group, runs), = groups.items()
     by_group = {r[GROUP_KEY]: r for r in rows}
     assert (by_group[group]["n"], by_group[group]["launched"]) == ("1", "2")
@@ -222,10 +235,10 @@ def test_failed_diverged_and_missing_jobs_are_listed(copy, capsys):
     assert "not in the statistics: 3 of 4 jobs" in listing
     line = {state: next(x for x in listing.splitlines() if x.strip().startswith(state))
             for state in ("failed", "diverged", "missing")}
-    assert str(copy / "0") in line["failed"]
+    assert str(copy / JOBS[0]) in line["failed"]
     assert "at iteration 3 of 8: RuntimeError: CUDA out of memory" in line["failed"]
     assert "at iteration 5 of 8: non-finite generator loss" in line["diverged"]
-    assert str(copy / "3") in line["missing"] and "does not exist" in line["missing"]
+    assert str(copy / JOBS[3]) in line["missing"] and "does not exist" in line["missing"]
     assert "train.seed=" in line["missing"]  # its overrides come from the launch (multirun.yaml)
     # the table shows n/N
     assert report_main([str(copy), "--format", "markdown", "--no-files"]) == 0
@@ -234,32 +247,32 @@ def test_failed_diverged_and_missing_jobs_are_listed(copy, capsys):
 
 
 def test_running_interrupted_and_old_runs(copy, capsys):
-    write_status(copy / "0", "running", 2, pid=dead_pid())  # its process is gone: stale
-    write_status(copy / "1", "running", 6)  # this very process: alive
-    write_status(copy / "2", "interrupted", 4, "SIGTERM", resume=f"gan-bench train resume={copy / '2'}")
-    (copy / "3" / "status.json").unlink()  # a run of a version before status.json: judged by its metrics.json
-    old = json.loads((copy / "3" / "metrics.json").read_text())
+    write_status(copy / JOBS[0], "running", 2, pid=dead_pid())  # its process is gone: stale
+    write_status(copy / JOBS[1], "running", 6)  # this very process: alive
+    write_status(copy / JOBS[2], "interrupted", 4, "SIGTERM", resume=f"gan-bench train resume={copy / JOBS[2]}")
+    (copy / JOBS[3] / "status.json").unlink()  # a run of a version before status.json: judged by its metrics.json
+    old = json.loads((copy / JOBS[3] / "metrics.json").read_text())
     old["iterations"] = old["config"]["train"]["iterations"] - 1
-    (copy / "3" / "metrics.json").write_text(json.dumps(old))
+    (copy / JOBS[3] / "metrics.json").write_text(json.dumps(old))
     with pytest.raises(GanBenchError, match=r"no finished run found below .*\(4 jobs: 3 interrupted, 1 running\)"):
         report_main([str(copy), "--no-files"])
-    write_status(copy / "3", "finished", 8)  # now it counts, whatever metrics.json says
+    write_status(copy / JOBS[3], "finished", 8)  # now it counts, whatever metrics.json says
     assert report_main([str(copy), "--out", str(copy / "r")]) == 0
     states = {r["folder"]: r for r in read_csv(copy / "r" / "runs.csv")}
-    assert states[str(copy / "0")]["state"] == "interrupted" and "stale" in states[str(copy / "0")]["reason"]
-    assert states[str(copy / "1")]["state"] == "running"
-    assert states[str(copy / "2")]["resume_command"] == f"gan-bench train resume={copy / '2'}"
-    assert states[str(copy / "3")]["state"] == "finished"
+    assert states[str(copy / JOBS[0])]["state"] == "interrupted" and "stale" in states[str(copy / JOBS[0])]["reason"]
+    assert states[str(copy / JOBS[1])]["state"] == "running"
+    assert states[str(copy / JOBS[2])]["resume_command"] == f"gan-bench train resume={copy / JOBS[2]}"
+    assert states[str(copy / JOBS[3])]["state"] == "finished"
     out = capsys.readouterr().out
     assert "resume with: gan-bench train resume=" in out and "not in the statistics: 3 of 4 jobs" in out
 
 
 def test_old_run_short_of_its_iterations_is_interrupted(copy, capsys):
-    (copy / "1" / "status.json").unlink()  # a run of a version before status.json
-    m = json.loads((copy / "1" / "metrics.json").read_text())
+    (copy / JOBS[1] / "status.json").unlink()  # a run of a version before status.json
+    m = json.loads((copy / JOBS[1] / "metrics.json").read_text())
     m["iterations"] = m["config"]["train"]["iterations"] // 2
-    (copy / "1" / "metrics.json").write_text(json.dumps(m))
-    (copy / "0" / "metrics.json").unlink()  # launched, folder there, no metrics
+    (copy / JOBS[1] / "metrics.json").write_text(json.dumps(m))
+    (copy / JOBS[0] / "metrics.json").unlink()  # launched, folder there, no metrics
     assert report_main([str(copy), "--no-files", "--format", "csv"]) == 0
     err = capsys.readouterr().err
     assert f"no status.json; metrics.json stops at iteration {m['iterations']} of" in err
@@ -283,7 +296,7 @@ def test_hparams_written_and_read_back(sweep, tmp_path):
     from gan_bench.report.hparams import log_hparams, log_run_hparams
 
     tb = tmp_path / "tb"
-    for job in "0123":
+    for job in JOBS:
         shutil.copytree(sweep / job / ".hydra", tb / job / ".hydra")
         m = json.loads((sweep / job / "metrics.json").read_text())
         written = log_run_hparams(tb / job, sweep / job, m)
@@ -307,7 +320,7 @@ def test_hparams_written_and_read_back(sweep, tmp_path):
         assert acc.Scalars("hparams/best/modes_covered")[-1].step == m["iterations"]
     # TensorBoard's own HParams backend sees one session per run, with the swept values
     sessions = _hparams_sessions(tb)
-    assert sorted(sessions) == ["0", "1", "2", "3"]
+    assert sorted(sessions) == JOBS  # named by the swept values
     assert {s[GROUP_KEY] for s in sessions.values()} == {"avg", "hv"}
     # a SummaryWriter works too; non-scalar values become text, non-finite metrics are left out
     from torch.utils.tensorboard import SummaryWriter

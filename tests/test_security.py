@@ -250,22 +250,23 @@ def test_two_launches_into_one_folder_at_the_same_moment_make_one_run(tmp_path):
 
 def test_a_sweep_job_whose_folder_is_in_use_is_refused_and_the_sweep_goes_on(tmp_path):
     sweep = tmp_path / "sweep"
+    job0, job1 = sweep / "0_train.seed=1", sweep / "1_train.seed=2"
     a = _start("train.iterations=1000", *RING, "train.seed=1", "train.checkpoint_every=2",
-               f"hydra.run.dir={sweep / '0'}", env={"GAN_BENCH_FAULT": "wait_for_signal@3"})
+               f'hydra.run.dir="{job0}"', env={"GAN_BENCH_FAULT": "wait_for_signal@3"})  # = and , need quotes
     try:
         deadline = time.time() + 120
         while time.time() < deadline and a.poll() is None and not (
-                (sweep / "0" / "status.json").is_file() and _status(sweep / "0").get("checkpoint_iteration") == 2):
+                (job0 / "status.json").is_file() and _status(job0).get("checkpoint_iteration") == 2):
             time.sleep(0.05)
-        before = {k: v for k, v in _digests(sweep / "0").items() if "tfevents" not in k}
+        before = {k: v for k, v in _digests(job0).items() if "tfevents" not in k}
         r = cli("train", "-m", "train.iterations=3", *RING, "train.seed=1,2", f"hydra.sweep.dir={sweep}")
         assert r.returncode == 1, r.stderr[-2000:]
-        assert f"gan-bench: error: {sweep / '0'} is in use by process {a.pid}" in r.stderr
+        assert f"gan-bench: error: {job0} is in use by process {a.pid}" in r.stderr
         assert "Traceback" not in r.stderr and "Error executing job" not in r.stderr
-        assert f"{sweep / '0'}: refused: {sweep / '0'} is in use by process {a.pid}" in r.stderr
-        assert {k: v for k, v in _digests(sweep / "0").items() if "tfevents" not in k} == before  # .hydra/ too
-        assert _status(sweep / "1")["state"] == "finished"
-        assert "train.seed=2" in (sweep / "1" / ".hydra" / "overrides.yaml").read_text()
+        assert f"{job0}: refused: {job0} is in use by process {a.pid}" in r.stderr
+        assert {k: v for k, v in _digests(job0).items() if "tfevents" not in k} == before  # .hydra/ too
+        assert _status(job1)["state"] == "finished"
+        assert "train.seed=2" in (job1 / ".hydra" / "overrides.yaml").read_text()
     finally:
         a.send_signal(signal.SIGKILL)
         a.wait()

@@ -211,15 +211,18 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
 
 
 def test_multirun_sweep_then_report(tmp_path):
-    """`gan-bench train -m` writes multirun/.../N/ folders and `gan-bench report` tabulates them by the swept key."""
+    """`gan-bench train -m` writes a folder per job, named by its number and swept values, and `gan-bench report`
+    tabulates them by the swept key."""
     sweep = tmp_path / "sweep"
     r = cli("train", "-m", "aggregation=avg,hv", "train.seed=1,2", "discriminators.count=2", "train.iterations=2",
             "eval.metrics=[modes]", "eval.n_samples=200", "eval.generators=[raw]", "dataset=ring8", "model=mlp",
             *POINTS,
             f"hydra.sweep.dir={sweep}")
     assert r.returncode == 0, r.stderr[-3000:]
-    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == ["0", "1", "2", "3"]
-    for n in "0123":
+    jobs = ["0_aggregation=avg,train.seed=1", "1_aggregation=avg,train.seed=2", "2_aggregation=hv,train.seed=1",
+            "3_aggregation=hv,train.seed=2"]
+    assert sorted(p.name for p in sweep.iterdir() if p.is_dir()) == jobs
+    for n in jobs:
         assert (sweep / n / "metrics.json").is_file() and (sweep / n / ".hydra" / "overrides.yaml").is_file()
     r = cli("report", str(sweep), "--format", "csv")
     assert r.returncode == 0, r.stderr[-2000:]

@@ -27,6 +27,7 @@ from typing import Any, Sequence
 
 import yaml
 
+from gan_bench import job_names
 from gan_bench.errors import GanBenchError
 
 STATES = ("running", "finished", "interrupted", "diverged", "failed")
@@ -286,9 +287,10 @@ def expand_sweep(args: Sequence[str]) -> list[list[str]]:
     return [list(combo) for combo in itertools.product(*per_key.values())]
 
 
-def read_multirun(sweep_dir: Path) -> tuple[list[list[str]], str | None] | None:
-    """``(launched override lists, job sub-folder pattern)`` from ``sweep_dir/multirun.yaml``; None where the file
-    does not say (no ``hydra.overrides.task``) or another sweeper launched the jobs (with a warning)."""
+def read_multirun(sweep_dir: Path) -> tuple[list[list[str]], list[str] | None] | None:
+    """``(launched override lists, their job folders' names)`` from ``sweep_dir/multirun.yaml`` (names None for a
+    ``hydra.sweep.subdir`` pattern of your own); None where the file does not say (no ``hydra.overrides.task``) or
+    another sweeper launched the jobs (with a warning)."""
     path = sweep_dir / "multirun.yaml"
     try:
         cfg = yaml.safe_load(path.read_text())
@@ -311,12 +313,23 @@ def read_multirun(sweep_dir: Path) -> tuple[list[list[str]], str | None] | None:
         warn(f"{path}: cannot expand the sweep ({str(err).splitlines()[0]}); only the run folders found are counted")
         return None
     sweep = hydra.get("sweep") if isinstance(hydra.get("sweep"), dict) else {}
-    return launched, sweep.get("subdir")
+    return launched, job_folder_names(launched, sweep.get("subdir"), job_names.recorded_shared_keys(hydra))
 
 
-def _match(launched: list[list[str]], folders: list[Path], numbered: Path | None) -> tuple[dict[int, Path], list[Path]]:
-    """Launched job number -> its run folder (same overrides.yaml; else, with the default ``${hydra.job.num}``
-    sub-folders of ``numbered``, the folder named by the number), and the folders matching no launched job."""
+def job_folder_names(launched: list[list[str]], subdir: Any, shared: list[str]) -> list[str] | None:
+    """The folder names Hydra gave the launched jobs: gan-bench's ``NUM_OVERRIDES`` (:mod:`gan_bench.job_names`),
+    Hydra's plain ``NUM``; None for a pattern of your own."""
+    if subdir in (None, "${hydra.job.num}"):
+        return [str(i) for i in range(len(launched))]
+    if subdir == job_names.SUBDIR:
+        return [job_names.job_dir(i, lines, shared) for i, lines in enumerate(launched)]
+    return None
+
+
+def _match(launched: list[list[str]], folders: list[Path], sweep_dir: Path,
+           names: list[str] | None) -> tuple[dict[int, Path], list[Path]]:
+    """Launched job number -> its run folder (same overrides.yaml; else the folder of ``sweep_dir`` with the job's
+    folder name, ``names``), and the folders matching no launched job."""
     queue: dict[tuple[str, ...], list[int]] = {}
     for i, lines in enumerate(launched):
         queue.setdefault(tuple(lines), []).append(i)
@@ -329,10 +342,11 @@ def _match(launched: list[list[str]], folders: list[Path], numbered: Path | None
             matched[free.pop(0)] = folder
         else:
             rest.append(folder)
+    number = {name: i for i, name in enumerate(names or [])}
     extra = []
     for folder in rest:
-        i = int(folder.name) if folder.parent == numbered and folder.name.isdigit() else -1
-        if 0 <= i < len(launched) and i not in matched:
+        i = number.get(folder.name, -1) if folder.parent == sweep_dir else -1
+        if i >= 0 and i not in matched:
             matched[i] = folder
         else:
             extra.append(folder)
@@ -353,16 +367,15 @@ def sweep_jobs(sweep_dir: Path, folders: list[Path]) -> list[Job]:
     multirun = read_multirun(sweep_dir)
     if multirun is None:
         return [job_from_folder(f) for f in folders]
-    launched, subdir = multirun
-    by_number = subdir in (None, "${hydra.job.num}")
-    matched, extra = _match(launched, folders, sweep_dir if by_number else None)
+    launched, names = multirun
+    matched, extra = _match(launched, folders, sweep_dir, names)
     jobs = []
     for i, lines in enumerate(launched):
         if i in matched:
             jobs.append(job_from_folder(matched[i], job_number=i))
             continue
-        folder = sweep_dir / str(i) if by_number else sweep_dir
-        reason = "launched, but its run folder does not exist" if by_number else "launched, but no run folder found"
+        folder = sweep_dir / names[i] if names else sweep_dir
+        reason = "launched, but its run folder does not exist" if names else "launched, but no run folder found"
         jobs.append(Job(RunRecord(folder, parse_overrides(lines), {}), "missing", reason, number=i,
                         has_folder=False))
     return jobs + [job_from_folder(f) for f in extra]
