@@ -13,7 +13,8 @@ import pytest
 
 from gan_bench.errors import GanBenchError
 from gan_bench.report import report_main
-from gan_bench.report.collect import BUILT_IN_KEYS, RunRecord, collect, metric_of
+from gan_bench.report.collect import RunRecord, collect
+from gan_bench.report.protocol import BUILT_IN_KEYS, metric_of
 from gan_bench.report.tables import build_report, evaluated_metrics
 
 METRIC_KEYS = {"fid": {"direction": "lower", "label": "FID"}, "is_mean": {"direction": "higher", "label": "IS"},

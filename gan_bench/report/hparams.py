@@ -17,7 +17,8 @@ import math
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from gan_bench.report.collect import RunRecord, number, read_overrides, select_protocol
+from gan_bench.report.collect import RunRecord, number, read_overrides
+from gan_bench.report.protocol import select_protocol
 from gan_bench.report.tables import config_value, direction, eval_value, evaluated_metrics, option_name
 
 METRIC_PREFIX = "hparams/"

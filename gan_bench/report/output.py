@@ -13,7 +13,8 @@ from typing import Sequence
 import numpy as np
 
 from gan_bench.errors import GanBenchError
-from gan_bench.report.collect import Collection, load_metrics, number, result_keys
+from gan_bench.report.collect import Collection, load_metrics, number
+from gan_bench.report.protocol import result_keys
 from gan_bench.report.tables import (
     DEFAULT_METRICS,
     Report,

@@ -12,7 +12,7 @@ clock to the best FID.
 Jobs that did not finish (see :mod:`gan_bench.report.collect`) count towards their group's number of launched jobs
 (the ``n`` column reads ``n/N`` when fewer than N launched jobs finished) and are listed under the table.
 
-Only values measured under one protocol are compared (:func:`~gan_bench.report.collect.select_protocol`): by default
+Only values measured under one protocol are compared (:func:`~gan_bench.report.protocol.select_protocol`): by default
 each run's values measured as its training measured them, with ``--protocol KEY=VALUE`` those whose protocol has
 KEY = VALUE. The values left out are listed under the table with the reason; a cell whose runs' values were still
 measured differently (e.g. two seeds trained with different ``eval.n_samples``) is marked ``≠`` and explained there.
@@ -30,20 +30,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 import numpy as np
 
 from gan_bench.errors import GanBenchError
-from gan_bench.report.collect import (
-    LISTED_STATES,
-    Job,
-    Protocol,
-    RunRecord,
-    Selection,
-    canonical,
-    natural_key,
-    number,
-    result_keys,
-    select_protocol,
-    show,
-    warn,
-)
+from gan_bench.report.collect import LISTED_STATES, Job, RunRecord, natural_key, number, warn
+from gan_bench.report.protocol import Protocol, Selection, canonical, result_keys, select_protocol, show
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -297,7 +285,7 @@ def build_report(runs: Sequence[RunRecord], metrics: Sequence[str] | None = None
 
     ``runs`` are the finished runs; ``jobs`` every job found: those that did not finish count towards their
     group's launched jobs (with ``by``, those whose config is known) and are listed under the table. Only the values
-    of one protocol are compared (:func:`~gan_bench.report.collect.select_protocol`: each run's training protocol,
+    of one protocol are compared (:func:`~gan_bench.report.protocol.select_protocol`: each run's training protocol,
     or ``protocol``'s KEY = VALUE); the report's rows hold the selected copies of the runs."""
     runs, selection = select_protocol(runs, protocol)
     columns = _columns(runs, metrics, generator, at, selection)
