@@ -240,14 +240,15 @@ def distributed_command(args: list[str]) -> int:
     if error:
         if distributed.is_main():
             raise ConfigError(error)
-        return 2
+        return distributed.leave(2)
     if distributed.is_main():
         try:
-            return _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={quoted(run_dir)}"], launch)
+            code = _hydra([*_without(args, "hydra.run.dir"), f"hydra.run.dir={quoted(run_dir)}"], launch)
         finally:
             runlock.release(Path(run_dir))
+        return distributed.leave(code)
     check_config(job)
-    return _train_job(job, Path(run_dir), None, launch, sweep=False)[0]
+    return distributed.leave(_train_job(job, Path(run_dir), None, launch, sweep=False)[0])
 
 
 def single_command(args: list[str]) -> int:
@@ -356,7 +357,8 @@ def resume_command(resume: str, args: list[str]) -> int:
         distributed.setup(str(cfg.train.device))
         check_config(cfg)
         with _log_to(run_dir / "train.log") if distributed.is_main() else contextlib.nullcontext():
-            return _train_job(cfg, run_dir, state, Launch(checked=True), sweep=False)[0]
+            code = _train_job(cfg, run_dir, state, Launch(checked=True), sweep=False)[0]
+    return distributed.leave(code)
 
 
 def stored_with_command(stored: dict, tokens: list[str], may_change: Callable[[str], bool],

@@ -118,3 +118,24 @@ def test_each_setting_a_data_parallel_run_cannot_do_exactly_is_refused(monkeypat
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
     with pytest.raises(ConfigError, match=re.escape(reason)):
         Run(compose([*POINTS, override]), None)
+
+
+def test_a_rank_leaves_after_every_exit_handler_with_its_code(tmp_path):
+    """distributed.leave: each rank runs the exit handlers (a library's own, here one that writes a file; ours, the
+    process group left together) and then exits with the command's code, skipping the interpreter's finalisation."""
+    script = tmp_path / "leave.py"
+    script.write_text(
+        "import atexit, os, sys\n"
+        "from gan_bench import distributed\n"
+        "distributed.setup('cpu')\n"
+        "rank = distributed.rank()\n"
+        f"atexit.register(lambda: open(os.path.join({str(tmp_path)!r}, f'handler{{rank}}'), 'w').write('ran'))\n"
+        "code = distributed.leave(3 + rank)\n"
+        "print('not reached', file=sys.stderr)\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    r = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+                        f"--master_port={_free_port()}", str(script)], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode != 0 and "not reached" not in r.stderr, r.stderr[-3000:]
+    assert re.search(r"exitcode\s*:\s*[34]\b", r.stderr), r.stderr[-3000:]  # a rank's own code, not an abort (-6)
+    assert (tmp_path / "handler0").read_text() == (tmp_path / "handler1").read_text() == "ran"
