@@ -111,12 +111,11 @@ def test_a_sweeps_runs_are_named_by_the_overrides_that_differ(tmp_path):
     job shares; MLflow's runs get the same label (no number), and so do W&B's (the same run_label)."""
     pytest.importorskip("mlflow")
     sweep, store = tmp_path / "sweep", f"sqlite:///{tmp_path / 'mlruns.db'}"
-    r = cli("train", "-m", *RING, "train.iterations=2", "eval.metrics=[]", "train.seed=1,2", "aggregation=avg,hv",
+    r = cli("train", "-m", *RING, "train.iterations=2", "eval.metrics=[]", "train.seed=1", "aggregation=avg,hv",
             "logger=[tensorboard,mlflow]", f"logger.mlflow.tracking_uri={store}", f"hydra.sweep.dir={sweep}",
             cwd=tmp_path)
     assert r.returncode == 0, r.stderr[-3000:]
-    labels = ["train.seed=1,aggregation=avg", "train.seed=1,aggregation=hv", "train.seed=2,aggregation=avg",
-              "train.seed=2,aggregation=hv"]
+    labels = ["aggregation=avg", "aggregation=hv"]  # train.seed=1 and RING's keys: the same for every job
     from tensorboard.backend.event_processing.plugin_event_multiplexer import EventMultiplexer
 
     runs = EventMultiplexer().AddRunsFromDirectory(str(sweep)).Runs()
