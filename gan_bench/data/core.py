@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-from pathlib import Path
 from typing import Any, Iterator
 
 import torch
 import torch.nn.functional as F
 
+from gan_bench.data.stacked_mnist import load_stacked_mnist
+from gan_bench.data.streaming import StreamingData
 from gan_bench.errors import DataError
 from gan_bench.registry import choice
 
@@ -84,78 +85,6 @@ class InMemoryData:
             yield self.get(torch.arange(start, min(start + size, len(self)), device=self.device))
 
 
-class StreamingData:
-    """A dataset too large for memory, streamed through a DataLoader (images in [-1, 1]). An unreadable file stops the
-    run with one line naming it, or with ``on_bad_file="skip"`` is logged, recorded in ``skipped`` and replaced by the
-    next readable image (a batch always has ``batch_size`` images)."""
-
-    streaming = True
-    kind = "image"
-
-    def __init__(self, dataset: Any, *, key: str, shape: tuple[int, ...], batch_size: int, workers: int = 2,
-                 on_bad_file: str = "error"):
-        self.dataset, self.key, self._shape = dataset, key, shape
-        self.batch_size, self.workers, self.on_bad_file = batch_size, workers, on_bad_file
-        self.labels = None
-        self.skipped: list[str] = []
-        self._iter: Iterator | None = None
-        self._pending: list[torch.Tensor] = []
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self._shape
-
-    def _readable(self, batch: tuple) -> torch.Tensor | None:
-        """The images of a loader batch; unreadable files raise, or are logged and skipped."""
-        from gan_bench.data.sources import bad_file_error
-
-        images, bad = batch
-        for b in bad:
-            if self.on_bad_file != "skip":
-                raise bad_file_error(b)
-            log.warning("skipped unreadable image %s (%s)", b.path, b.reason)
-            self.skipped.append(b.path)
-        return images
-
-    def next_batch(self, device: torch.device) -> torch.Tensor:
-        have = sum(len(p) for p in self._pending)
-        while have < self.batch_size:
-            if self._iter is None:
-                self._iter = iter(self._loader())
-            try:
-                images = self._readable(next(self._iter))
-            except StopIteration:
-                self._iter = None
-                continue
-            if images is not None:
-                self._pending.append(images)
-                have += len(images)
-        x = torch.cat(self._pending)
-        self._pending = [x[self.batch_size:]] if len(x) > self.batch_size else []
-        return x[: self.batch_size].to(device, non_blocking=True).float().mul_(2.0).sub_(1.0)
-
-    def _loader(self) -> torch.utils.data.DataLoader:
-        from gan_bench.data.sources import collate_images
-
-        g = torch.Generator().manual_seed(int(torch.randint(2**62, (1,)).item()))
-        return torch.utils.data.DataLoader(self.dataset, batch_size=self.batch_size, shuffle=True, drop_last=True,
-                                           num_workers=self.workers, generator=g, pin_memory=torch.cuda.is_available(),
-                                           collate_fn=collate_images)
-
-    def chunks(self, size: int) -> Iterator[torch.Tensor]:
-        from gan_bench.data.sources import collate_images
-
-        loader = torch.utils.data.DataLoader(self.dataset, batch_size=size, num_workers=self.workers,
-                                             collate_fn=collate_images)
-        for batch in loader:
-            x = self._readable(batch)
-            if x is not None:
-                yield x.float().mul_(2.0).sub_(1.0)
-
-
 def mixture_centres(name: str, scale: float) -> torch.Tensor:
     """Mode centres of the 2-D toys: ring8 (8 on a circle of radius ``scale``), grid25 (5x5 grid, spacing ``scale``)."""
     if name not in MIXTURES:
@@ -222,16 +151,13 @@ def load_dataset(cfg: Any, *, split: str = "train", batch_size: int = 64) -> InM
         ds = sources.streaming_source(cfg, split)
         return StreamingData(ds, key=key, shape=(cfg.channels, cfg.resolution, cfg.resolution), batch_size=batch_size,
                              on_bad_file=str(cfg.get("on_bad_file", "error")))
-    x, y, skipped = sources.load_uint8(cfg, split)
+    if name == "stacked_mnist":  # three MNIST digits per image, read from MNIST's own sources
+        x, y, skipped = (*load_stacked_mnist(cfg, split), [])
+    else:
+        x, y, skipped = sources.load_uint8(cfg, split)
     x = _fit_channels(x, cfg.channels)
     x = _resize_uint8(x, cfg.resolution, mode="bicubic" if name == "cifar10_64" else "bilinear")
     if cfg.max_images:
         x, y = x[: cfg.max_images], None if y is None else y[: cfg.max_images]
         key += f"-first{cfg.max_images}"
     return InMemoryData(x.contiguous(), y, key=key, flip=cfg.flip, skipped=skipped)
-
-
-def data_root(cfg: Any) -> Path:
-    if cfg.root in (None, "", "???"):
-        raise DataError(f"dataset={cfg.name} needs a folder: add dataset.root=/path/to/{cfg.name}")
-    return Path(str(cfg.root)).expanduser()

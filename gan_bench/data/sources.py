@@ -20,11 +20,12 @@ import logging
 import pickle
 import zlib
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 
+from gan_bench.data.streaming import BadFile, StreamingData, bad_file_error
 from gan_bench.errors import DataError
 
 log = logging.getLogger("gan_bench")
@@ -60,12 +61,6 @@ def load_uint8(cfg: Any, split: str) -> tuple[torch.Tensor, torch.Tensor | None,
     name = cfg.name
     if name == "digits":
         return (*_digits(split), [])
-    if name == "stacked_mnist":  # three MNIST digits per image, read from MNIST's own sources
-        from gan_bench.data.stacked_mnist import load_stacked_mnist
-
-        return (*load_stacked_mnist(cfg, split), [])
-    from gan_bench.data.core import data_root
-
     root = data_root(cfg)
     if name in ("mnist", "fashion_mnist"):
         flat = _idx_folder(root, split)
@@ -244,8 +239,6 @@ def _to_uint8(ds: Any, cfg: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     if labels is None:
         labels = getattr(ds, "labels", None)
     if data is None:  # CelebA and other file-backed sets: decode through the streaming transform
-        from gan_bench.data.core import StreamingData
-
         stream = StreamingData(streaming_source(cfg, "train", source=ds), key="", shape=(), batch_size=256)
         x = torch.cat([((c + 1) * 127.5).round().clamp(0, 255).to(torch.uint8) for c in stream.chunks(256)])
         return x, None
@@ -264,23 +257,6 @@ def _transform(resolution: int, crop: int | None = None) -> Any:
     steps = [T.CenterCrop(crop)] if crop else []
     steps += [T.Resize(resolution, antialias=True), T.CenterCrop(resolution), T.ToTensor()]
     return T.Compose(steps)
-
-
-class BadFile(NamedTuple):
-    """An image file that could not be read, in place of its image (so that a DataLoader worker never raises)."""
-
-    path: str
-    reason: str
-
-
-def bad_file_error(bad: BadFile) -> DataError:
-    return DataError(f"cannot read image {bad.path} ({bad.reason}); fix or remove it, or add dataset.on_bad_file=skip")
-
-
-def collate_images(items: list) -> tuple[torch.Tensor | None, list[BadFile]]:
-    """A DataLoader batch as (the images that could be read, stacked; the files that could not)."""
-    good = [x for x in items if isinstance(x, torch.Tensor)]
-    return (torch.stack(good) if good else None), [x for x in items if isinstance(x, BadFile)]
 
 
 class _ImageFiles(torch.utils.data.Dataset):
@@ -327,8 +303,6 @@ class _Transformed(torch.utils.data.Dataset):
 
 
 def streaming_source(cfg: Any, split: str, source: Any = None) -> torch.utils.data.Dataset:
-    from gan_bench.data.core import data_root
-
     root = data_root(cfg)
     if cfg.name == "image_folder":
         return _ImageFiles(root, cfg.resolution, cfg.channels)
@@ -359,3 +333,9 @@ def _folder_uint8(root: Path, resolution: int, on_bad_file: str) -> tuple[torch.
     if not images:
         raise DataError(f"dataset=image_folder: none of the {len(ds)} images under {root} could be read")
     return torch.stack(images), None, skipped
+
+
+def data_root(cfg: Any) -> Path:
+    if cfg.root in (None, "", "???"):
+        raise DataError(f"dataset={cfg.name} needs a folder: add dataset.root=/path/to/{cfg.name}")
+    return Path(str(cfg.root)).expanduser()
