@@ -105,16 +105,17 @@ def test_a_folder_gan_bench_hands_hydra_is_quoted_and_reads_back_whole(value):
     assert override.value() == value
 
 
-def test_an_unquoted_value_holding_equals_is_one_line_naming_the_override(tmp_path, capsys):
-    from conftest import cli_here
+def test_an_unquoted_value_holding_equals_is_one_line_naming_the_override(tmp_path):
+    """As a user types it, in a real process: exit 2, one line naming the override and the quoting, nothing made."""
+    from conftest import cli
 
     run = tmp_path / "0_aggregation=hv,train.seed=1"
-    r = cli_here(capsys, "train", f"hydra.run.dir={run}")
+    r = cli("train", f"hydra.run.dir={run}")
     assert r.returncode == 2 and r.stdout == ""
     assert r.stderr.strip() == (f"gan-bench: error: cannot read the override hydra.run.dir={run}: mismatched input "
                                 """'=' expecting <EOF> (a value holding =, a comma, spaces or brackets needs quotes: """
                                 """'KEY="VALUE"')""")
-    assert not run.exists()
+    assert not run.exists() and list(tmp_path.iterdir()) == []
 
 
 def test_the_resume_command_a_run_prints_pastes_into_a_shell():
