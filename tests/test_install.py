@@ -23,6 +23,11 @@ def test_conf_from_non_editable_install(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     assert (target / "gan_bench" / "conf" / "config.yaml").is_file()
     assert (target / "gan_bench" / "conf" / "experiment" / "cifar_hv24.yaml").is_file()
+    # every module of the source is installed (a package left out of pyproject's list breaks `pip install .` alone)
+    source = {p.relative_to(REPO).as_posix() for p in (REPO / "gan_bench").rglob("*.py")}
+    installed = {p.relative_to(target).as_posix() for p in (target / "gan_bench").rglob("*.py")
+                 if "conf" not in p.relative_to(target / "gan_bench").parts[:1]}
+    assert source - installed == set()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
